@@ -1,0 +1,71 @@
+# Thin aliases of the `boom` CLI. Every target uses the virtual environment in .venv/ and creates it on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip -q --disable-pip-version-check
+BOOM := $(VENV)/bin/boom
+CONSTRAINTS := requirements/constraints.txt
+# The LLNL CHNO-10k CSVs: a raw-data folder when there is one (CI: ../shared), else boom downloads them.
+SHARED_RAW := $(abspath ../shared/data/llnl-chno-10k)
+BOOM_RAW_DIR ?= $(if $(wildcard $(SHARED_RAW)/10k_dft_density_data.csv),$(SHARED_RAW),)
+export BOOM_RAW_DIR
+
+MODEL ?= rf
+PROP ?= density
+SEED ?= 0
+RUNNER ?= local
+SET ?=
+ARGS ?=
+
+.PHONY: setup setup-models run matrix report prepare test test-fast bench schema clean-venv help
+
+help:
+	@echo "make run MODEL=rf PROP=density [SEED=0] [RUNNER=local|docker] [SET='k=v k2=v2']   one benchmark run"
+	@echo "make test                 the test suite (sets up everything it needs)"
+	@echo "make prepare              datasets and BOOM splits"
+	@echo "make report               leaderboard of all runs"
+	@echo "make bench                split-preparation benchmark"
+
+$(VENV)/.core-stamp: requirements/core.txt $(CONSTRAINTS) schema/pyproject.toml core/pyproject.toml models/_kit/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install -c $(CONSTRAINTS) -r requirements/core.txt
+	$(PIP) install --no-deps -e schema -e models/_kit -e core
+	touch $@
+
+$(VENV)/.models-stamp: $(VENV)/.core-stamp requirements/torch.txt $(CONSTRAINTS)
+	$(PIP) install -c $(CONSTRAINTS) -r requirements/torch.txt
+	touch $@
+
+setup: $(VENV)/.core-stamp
+
+setup-models: $(VENV)/.models-stamp
+
+# a model's own requirements (models/<name>/requirements.txt), installed once per content
+$(VENV)/.model-%-stamp: models/%/requirements.txt $(VENV)/.core-stamp
+	if grep -qv '^\s*\(#\|$$\)' $<; then $(PIP) install -c $(CONSTRAINTS) -r $<; fi
+	touch $@
+
+prepare: setup
+	$(BOOM) data prepare
+
+run: setup $(VENV)/.model-$(MODEL)-stamp
+	$(BOOM) run $(MODEL) $(PROP) --seed $(SEED) --runner $(RUNNER) $(foreach s,$(SET),--set $(s)) $(ARGS)
+
+report: setup
+	$(BOOM) report
+
+bench: setup
+	$(PY) bench/split_prep.py
+
+schema: setup
+	$(PY) -m boom_schema.jsonschema
+
+# pytest exits 5 when it selects no test: that is a failure of the suite, say so plainly.
+test: setup-models
+	$(PY) -m pytest tests -q $(ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest selected no tests (exit 5): check the test paths / markers"; fi; exit $$rc
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,106 @@
+"""Per-task input folders handed to models, and the labels the orchestrator keeps for scoring.
+
+A task folder holds ``train.csv`` (mol_id, smiles, y), ``id.csv`` and ``ood.csv`` (mol_id, smiles:
+no labels, ever) and, for geometry models, ``geometries.extxyz``.  Folders are content-addressed (split
+file, subset, geometry) and shared by every run of that task, so they are built once and can be
+mounted read-only into containers.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from boom_schema import PROPERTIES, TaskFiles
+from boom import paths
+from boom.data import geometry
+from boom.data.prepare import dataset_dir, prepare
+from boom.hashing import sha256_file, sha256_json
+
+SUBSET_SEED = 0
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A prepared task: where its input folder is, and its test labels (kept by the orchestrator)."""
+
+    property: str
+    dataset: str
+    input_dir: Path
+    files: TaskFiles
+    labels: pd.DataFrame  # mol_id, split (id | ood), y
+    sha256: dict[str, str]
+    subset: Optional[str]
+
+    @property
+    def expected(self) -> dict[str, str]:
+        return dict(zip(self.labels["mol_id"], self.labels["split"]))
+
+
+def _subset(df: pd.DataFrame, n_train: int) -> pd.DataFrame:
+    """Seeded subset: n_train train molecules and n_train // 4 (at least 10) of each test split."""
+    rng = np.random.default_rng(SUBSET_SEED)
+    n_test = max(10, n_train // 4)
+    parts = []
+    for split, n in (("train", n_train), ("id", n_test), ("ood", n_test)):
+        rows = np.flatnonzero(df["split"].to_numpy() == split)
+        take = np.sort(rng.choice(rows, size=min(n, rows.size), replace=False))
+        parts.append(df.iloc[take])
+    return pd.concat(parts).sort_index()
+
+
+def _table(prop: str, subset: Optional[int]) -> tuple[pd.DataFrame, str]:
+    info = PROPERTIES[prop]
+    folder = dataset_dir(info.dataset)
+    if not (folder / "manifest.json").exists():
+        prepare(info.dataset)
+    mols = pd.read_csv(folder / "molecules.csv", dtype={"mol_id": str, "smiles": str})
+    split = pd.read_csv(folder / "splits" / f"{prop}.csv", dtype={"mol_id": str, "split": str})
+    if not (mols["mol_id"].values == split["mol_id"].values).all():
+        raise RuntimeError(f"{folder}: splits/{prop}.csv does not match molecules.csv; run 'boom data prepare --force'")
+    df = pd.DataFrame({"mol_id": mols["mol_id"], "smiles": mols["smiles"], "y": mols[prop], "split": split["split"]})
+    if subset:
+        df = _subset(df, subset)
+    return df, sha256_file(folder / "splits" / f"{prop}.csv")
+
+
+def _geometries(dataset: str, df: pd.DataFrame, target: Path, workers: int) -> list[str]:
+    """Write geometries for the task's molecules; return the ids without one."""
+    if dataset == "qm9":
+        src = pd.read_csv(dataset_dir("qm9") / "qm9_geometry_source.csv", dtype={"mol_id": str}).set_index("mol_id")
+        rows = src.loc[df["mol_id"]]
+        geometry.write_extxyz(target, ((m, geometry.parse_qm9(e, x)) for m, e, x in zip(rows.index, rows["elements"], rows["xyz"])))
+        return []
+    geoms, failed = geometry.conformers(df["mol_id"].tolist(), df["smiles"].tolist(),
+                                        dataset_dir(dataset) / "conformers", workers=workers)
+    geometry.write_extxyz(target, ((m, geoms[m]) for m in df["mol_id"] if m in geoms))
+    return failed
+
+
+def build(prop: str, subset: Optional[int] = None, with_geometry: bool = False, workers: int = 1) -> TaskData:
+    """Prepare (or reuse) the input folder of one task."""
+    info = PROPERTIES[prop]
+    df, split_sha = _table(prop, subset)
+    key = sha256_json({"split": split_sha, "subset": subset, "geometry": with_geometry, "layout": 1})[:12]
+    name = f"{prop}-{'n' + str(subset) if subset else 'full'}-{key}"
+    folder = paths.data_dir() / "tasks" / name
+    files = TaskFiles(geometries="geometries.extxyz" if with_geometry else None)
+    done = folder / "done.json"
+    if not done.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        df.loc[df["split"] == "train", ["mol_id", "smiles", "y"]].to_csv(folder / files.train, index=False, float_format="%.17g")
+        df.loc[df["split"] == "id", ["mol_id", "smiles"]].to_csv(folder / files.id, index=False)
+        df.loc[df["split"] == "ood", ["mol_id", "smiles"]].to_csv(folder / files.ood, index=False)
+        failed: list[str] = []
+        if with_geometry:
+            failed = _geometries(info.dataset, df, folder / "geometries.extxyz", workers)
+        shas = {f: sha256_file(folder / f) for f in [files.train, files.id, files.ood] + ([files.geometries] if files.geometries else [])}
+        done.write_text(json.dumps({"sha256": shas, "geometry_failures": failed}, indent=2))
+    meta = json.loads(done.read_text())
+    labels = df.loc[df["split"] != "train", ["mol_id", "split", "y"]].reset_index(drop=True)
+    return TaskData(property=prop, dataset=info.dataset, input_dir=folder, files=files, labels=labels,
+                    sha256=meta["sha256"], subset=f"n{subset}" if subset else None)

@@ -1,0 +1,178 @@
+"""One run, end to end and identical for every model and runner.
+
+Build (or reuse) the task's input folder, derive the run id, write ``task.json``, let the runner execute
+the model, then validate its predictions, score them against the labels kept here, draw the parity plot
+and write the record.  Every outcome, success or failure, ends in a ``record.json`` with a one-line
+reason; a failed earlier attempt of the same run is moved to ``previous/`` rather than overwritten.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Mapping, Optional
+
+import numpy as np
+
+from boom_schema import (
+    GpuUse, InputKind, ModelReport, PredictionsError, RunRecord, RunStatus, Scores, Task, property_info,
+    validate_predictions,
+)
+from boom import registry, results
+from boom.data import tasks
+from boom.plots import parity_plot
+from boom.runners.base import Execution, Runner, last_error_line
+from boom.scoring import split_scores
+
+
+class RunSetupError(ValueError):
+    """The run cannot start (unknown model or property, unsupported task, bad --set): nothing was written."""
+
+
+@dataclass
+class RunOutcome:
+    record: RunRecord
+    scores: Optional[Scores]
+    folder: Path
+    skipped: bool = False
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def default_threads(entry: registry.ModelEntry) -> int:
+    return max(1, min(int(entry.spec.resources.cpus), os.cpu_count() or 1))
+
+
+def plan(model: str, prop: str, seed: int = 0, overrides: Mapping[str, str] | None = None, subset: Optional[int] = None,
+         device: str = "cpu", smoke: bool = False) -> tuple[registry.ModelEntry, dict, "tasks.TaskData", str]:
+    """Validate the request and prepare its data; returns (entry, params, task data, run id)."""
+    try:
+        entry = registry.get(model)
+        info = property_info(prop)
+    except KeyError as exc:
+        raise RunSetupError(str(exc).strip("'\"")) from None
+    if prop not in entry.spec.tasks:
+        why = entry.spec.unsupported.get(prop, "not listed in its model.yaml tasks")
+        raise RunSetupError(f"model {model} does not support {prop}: {why}")
+    if device == "cuda" and entry.spec.gpu == GpuUse.NO:
+        raise RunSetupError(f"model {model} does not use a GPU (gpu: no in its model.yaml); use --device cpu")
+    if device == "cpu" and entry.spec.gpu == GpuUse.REQUIRED:
+        raise RunSetupError(f"model {model} requires a GPU; use --device cuda on a machine with one")
+    try:
+        params = registry.merge_params(entry.spec, overrides or {}, smoke=smoke)
+    except ValueError as exc:
+        raise RunSetupError(str(exc)) from None
+    data = tasks.build(prop, subset=subset, with_geometry=entry.spec.input == InputKind.GEOMETRY3D,
+                       workers=default_threads(entry))
+    rid = results.run_id(entry.content_hash(), data.sha256, params, seed, data.subset, device)
+    del info
+    return entry, params, data, rid
+
+
+def _archive_previous(folder: Path) -> None:
+    if not folder.exists():
+        return
+    keep = folder / "previous" / datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    keep.mkdir(parents=True)
+    for item in list(folder.iterdir()):
+        if item.name != "previous":
+            shutil.move(str(item), str(keep / item.name))
+
+
+def _failure_reason(ex: Execution, log_path: Path, timeout_s: int) -> tuple[RunStatus, str]:
+    if ex.error:
+        return RunStatus.FAILED, ex.error
+    if ex.timed_out:
+        return RunStatus.TIMEOUT, f"exceeded the time limit of {timeout_s} s (raise it with --timeout or in model.yaml resources.timeout_s)"
+    if ex.oom_killed:
+        return RunStatus.FAILED, "killed (SIGKILL / out of memory); raise resources.memory_gb or use a smaller --set configuration"
+    detail = last_error_line(log_path) or "no output"
+    return RunStatus.FAILED, f"model exited with status {ex.returncode}: {detail}"
+
+
+def run(model: str, prop: str, runner: Runner, seed: int = 0, overrides: Mapping[str, str] | None = None,
+        subset: Optional[int] = None, device: str = "cpu", threads: Optional[int] = None,
+        timeout_s: Optional[int] = None, force: bool = False, smoke: bool = False) -> RunOutcome:
+    """Run one (model, property, seed) cell; never raises for a model failure (it is recorded)."""
+    entry, params, data, rid = plan(model, prop, seed, overrides, subset, device, smoke)
+    info = property_info(prop)
+    folder = results.run_dir(info.dataset, prop, model, rid)
+    existing = results.read_record(folder)
+    if existing is not None and existing.status == RunStatus.OK and not force:
+        scores_path = folder / "scores.json"
+        scores = Scores.model_validate_json(scores_path.read_text()) if scores_path.exists() else None
+        return RunOutcome(existing, scores, folder, skipped=True)
+    _archive_previous(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    threads = threads or default_threads(entry)
+    timeout_s = timeout_s or entry.spec.resources.timeout_s
+    task = Task(
+        run_id=rid, model=model, dataset=info.dataset, property=prop, unit=info.unit, readout=info.readout,
+        input_dir=str(data.input_dir), output_dir=str(folder), files=data.files, seed=seed,
+        hyperparameters=params, device=device, threads=threads, time_budget_s=timeout_s, subset=data.subset,
+    )
+    results.write_json(folder / "task.json", runner.task_view(task).model_dump_json(indent=2))
+    log_path = folder / "log.txt"
+    started = _now()
+    try:
+        ex = runner.execute(entry, task, folder, log_path, timeout_s)
+    except Exception as exc:  # a runner bug or environment problem is still a recorded failure
+        with open(log_path, "a") as fh:
+            traceback.print_exc(file=fh)
+        ex = Execution(returncode=None, timed_out=False, wall_s=0.0, error=f"runner error: {type(exc).__name__}: {exc}")
+
+    report = None
+    report_path = folder / "model_report.json"
+    if report_path.exists():
+        try:
+            report = ModelReport.model_validate_json(report_path.read_text())
+        except ValueError:
+            report = None
+    status, reason, scores = RunStatus.OK, None, None
+    if ex.returncode != 0 or ex.timed_out or ex.error:
+        status, reason = _failure_reason(ex, log_path, timeout_s)
+    else:
+        try:
+            scores = score_run(folder, data, rid, model, seed)
+        except PredictionsError as exc:
+            status, reason = RunStatus.FAILED, f"invalid predictions: {exc}"
+    record = RunRecord(
+        run_id=rid, model=model, dataset=info.dataset, property=prop, seed=seed, status=status, reason=reason,
+        runner=runner.name, device=device, hyperparameters=params, subset=data.subset, started_at=started,
+        finished_at=_now(), wall_s=round(ex.wall_s, 3),
+        timings=report.timings if report else ModelReport().timings,
+        peak_memory_mb=None if ex.peak_memory_mb is None else round(ex.peak_memory_mb, 1),
+        n_parameters=report.n_parameters if report else None,
+        versions=report.versions if report else {}, data_sha256=data.sha256, model_report=report,
+    )
+    results.write_json(folder / "record.json", record.model_dump_json(indent=2))
+    return RunOutcome(record, scores, folder)
+
+
+def score_run(folder: Path, data: "tasks.TaskData", rid: str, model: str, seed: int) -> Scores:
+    """Validate predictions.csv, score both splits, write scores.json and the parity plot."""
+    table = validate_predictions(folder / "predictions.csv", data.expected)
+    info = property_info(data.property)
+    pred = dict(zip(table.mol_id, table.y_pred))
+    std = dict(zip(table.mol_id, table.y_std)) if table.y_std is not None else None
+    per_split = {}
+    arrays = {}
+    for split in ("id", "ood"):
+        lab = data.labels[data.labels["split"] == split]
+        y_true = lab["y"].to_numpy()
+        y_pred = np.array([pred[m] for m in lab["mol_id"]])
+        y_std = np.array([std[m] for m in lab["mol_id"]]) if std is not None else None
+        per_split[split] = split_scores(y_true, y_pred, y_std)
+        arrays[split] = (y_true, y_pred)
+    ratio = per_split["ood"].rmse / per_split["id"].rmse if per_split["id"].rmse > 0 else float("inf")
+    scores = Scores(run_id=rid, model=model, dataset=info.dataset, property=info.name, unit=info.unit, seed=seed,
+                    id=per_split["id"], ood=per_split["ood"], ood_id_rmse_ratio=ratio)
+    results.write_json(folder / "scores.json", scores.model_dump_json(indent=2))
+    parity_plot(folder / "parity.png", f"{model} · {info.name} ({info.dataset})", info.unit,
+                *arrays["id"], *arrays["ood"], per_split["id"].rmse, per_split["ood"].rmse)
+    return scores

@@ -1,0 +1,1 @@
+"""Featurisers shared by several models (one implementation each, never copied into model folders)."""
