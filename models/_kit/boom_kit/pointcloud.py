@@ -1,0 +1,157 @@
+"""Point clouds for 3D-geometry models: molecules as (elements, positions), batched flat or padded.
+
+Shared by the geometry transformers (``et``, ``graphormer3d``): one table of every molecule's atoms
+built once from :func:`boom_kit.geometry.read_extxyz`, cheap batch assembly (flat atoms + ``batch``
+vector for message passing, or padded ``(B, N)`` tensors with a mask for dense attention), scatter sums
+in plain torch (no torch-scatter), centres of mass, the target scaling of the physical heads, the
+warmup/cosine learning-rate schedule, and the fallback for molecules without a geometry.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from boom_kit.geometry import ELEMENTS, Geometry, missing_geometries, read_extxyz
+
+# Standard atomic weights (u) of ELEMENTS, for centres of mass.
+MASSES = {"H": 1.008, "C": 12.011, "N": 14.007, "O": 15.999, "F": 18.998}
+MASS_TABLE = np.array([MASSES[e] for e in ELEMENTS], dtype=np.float64)
+
+
+class PointClouds:
+    """Atoms of a list of molecules (in order), flattened once; rows without a geometry are flagged."""
+
+    def __init__(self, mol_ids: Sequence[str], geometries: dict[str, Geometry]) -> None:
+        self.mol_ids = list(mol_ids)
+        self.has_geometry = np.array([m in geometries for m in self.mol_ids], dtype=bool)
+        counts = np.array([len(geometries[m].symbols) if m in geometries else 0 for m in self.mol_ids], dtype=np.int64)
+        self.counts = counts
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])
+        present = [geometries[m] for m in self.mol_ids if m in geometries]
+        self.element = (np.concatenate([g.element_index for g in present]) if present else np.zeros(0, np.int64))
+        self.positions = (np.concatenate([g.positions for g in present]).astype(np.float32) if present
+                          else np.zeros((0, 3), np.float32))
+
+    def __len__(self) -> int:
+        return len(self.mol_ids)
+
+    @property
+    def max_atoms(self) -> int:
+        return int(self.counts.max()) if len(self.counts) else 0
+
+    def _atoms(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.asarray(idx, dtype=np.int64)
+        if not self.has_geometry[idx].all():
+            raise ValueError("batch contains molecules without a geometry")
+        atom_idx = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in idx])
+        mol = np.repeat(np.arange(len(idx)), self.counts[idx])
+        return atom_idx, mol
+
+    def flat(self, idx: np.ndarray, device: str = "cpu"):
+        """(element index [A], positions [A,3] float32, batch [A]) for molecules ``idx``."""
+        import torch
+
+        atom_idx, mol = self._atoms(idx)
+        return (torch.as_tensor(self.element[atom_idx], device=device),
+                torch.as_tensor(self.positions[atom_idx], device=device),
+                torch.as_tensor(mol, device=device))
+
+    def padded(self, idx: np.ndarray, device: str = "cpu"):
+        """(element index + 1 with 0 = padding [B,N], positions [B,N,3], atom mask [B,N])."""
+        import torch
+
+        atom_idx, mol = self._atoms(idx)
+        counts = self.counts[np.asarray(idx, dtype=np.int64)]
+        n = int(counts.max())
+        slot = np.arange(len(atom_idx)) - np.repeat(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        z = np.zeros((len(idx), n), dtype=np.int64)
+        pos = np.zeros((len(idx), n, 3), dtype=np.float32)
+        z[mol, slot] = self.element[atom_idx] + 1
+        pos[mol, slot] = self.positions[atom_idx]
+        z_t = torch.as_tensor(z, device=device)
+        return z_t, torch.as_tensor(pos, device=device), z_t > 0
+
+
+def load_point_clouds(ctx) -> tuple[PointClouds, PointClouds]:
+    """Train and test point clouds of a geometry3d task; missing geometries are noted on ``ctx``."""
+    geometries = read_extxyz(ctx.task.path("geometries"))
+    train = PointClouds(ctx.train["mol_id"].tolist(), geometries)
+    test = PointClouds(ctx.test["mol_id"].tolist(), geometries)
+    miss_train = missing_geometries(train.mol_ids, geometries)
+    miss_test = missing_geometries(test.mol_ids, geometries)
+    if miss_train:
+        ctx.note(f"{len(miss_train)} training molecules have no 3D geometry and are left out of training")
+    if miss_test:
+        ctx.note(f"{len(miss_test)} test molecules have no 3D geometry and are predicted with the train mean")
+    return train, test
+
+
+def scatter_sum(src, index, n: int):
+    """Sum rows of ``src`` into ``n`` groups given by ``index`` (plain torch index_add)."""
+    import torch
+
+    out = torch.zeros((n,) + tuple(src.shape[1:]), dtype=src.dtype, device=src.device)
+    return out.index_add_(0, index, src)
+
+
+def centre_of_mass(element, pos, batch, n: int):
+    """Per-molecule centre of mass [n,3] of flat atoms (element index into ELEMENTS)."""
+    import torch
+
+    mass = torch.as_tensor(MASS_TABLE, dtype=pos.dtype, device=pos.device)[element].unsqueeze(-1)
+    return scatter_sum(mass * pos, batch, n) / scatter_sum(mass, batch, n)
+
+
+class PositiveScaler:
+    """Scale-only target scaling for non-negative outputs (dipole norm, spatial extent): z = y / rms(y_train).
+
+    A norm or a sum of non-negative terms cannot represent a shifted target, so the mean is not removed;
+    like :class:`boom_kit.TargetScaler` it is fit on train and inverted once.
+    """
+
+    def fit(self, y: np.ndarray) -> "PositiveScaler":
+        y = np.asarray(y, dtype=np.float64)
+        if y.size == 0 or not np.all(np.isfinite(y)):
+            raise ValueError("cannot fit a target scaler on empty or non-finite targets")
+        rms = float(np.sqrt(np.mean(y**2)))
+        self.mean, self.std = 0.0, (rms if rms > 0 else 1.0)
+        return self
+
+    def transform(self, y: np.ndarray) -> np.ndarray:
+        return np.asarray(y, dtype=np.float64) / self.std
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        return np.asarray(z, dtype=np.float64) * self.std
+
+
+def warmup_cosine(optimizer, total_steps: int, warmup_steps: int):
+    """LambdaLR: linear warmup to the base lr, then cosine decay to zero (stepped once per batch)."""
+    import torch
+
+    warmup_steps = max(1, min(warmup_steps, total_steps // 2))
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def with_fallback(pred: np.ndarray, has_geometry: np.ndarray, fallback: float) -> np.ndarray:
+    """Scatter predictions of the molecules with a geometry into a full array, ``fallback`` elsewhere."""
+    out = np.full(len(has_geometry), float(fallback), dtype=np.float64)
+    out[has_geometry] = pred
+    return out
+
+
+def random_rotation(seed: int) -> np.ndarray:
+    """A random proper rotation matrix (QR of a Gaussian matrix), for invariance tests."""
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q

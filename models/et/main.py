@@ -1,0 +1,117 @@
+"""TorchMD-Net's Equivariant Transformer on the task's 3D geometries.
+
+Head from the property table (``ctx.task.readout``): sum/mean of atomic scalars, TorchMD-Net's dipole
+head for mu and its electronic-spatial-extent head for r2.  Scalar targets are standardised on train;
+the dipole norm and the spatial extent (non-negative) are scaled by the train RMS only.  Validation is
+the seeded slice of train, the best-validation weights predict.  Molecules without a geometry get the
+train mean.  ``checkpoint=<path>`` loads pretrained weights strictly before training (hard error if the
+file is missing or does not fit the architecture); ``save_checkpoint=true`` writes ``et.pt``.
+"""
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import boom_kit
+from boom_kit import torch_loop
+from boom_kit.pointcloud import PositiveScaler, load_point_clouds, warmup_cosine, with_fallback
+from etnet import EquivariantTransformer
+
+
+def choose_head(ctx: boom_kit.Context) -> str:
+    head = str(ctx.param("head", "auto"))
+    if head != "auto":
+        return head
+    if ctx.task.property == "r2":
+        return "extent"
+    return ctx.task.readout.value  # sum | mean | dipole
+
+
+def architecture(ctx: boom_kit.Context, head: str, extent_scale: float) -> dict:
+    return dict(hidden=int(ctx.param("hidden_channels", 256)), layers=int(ctx.param("num_layers", 8)),
+                heads=int(ctx.param("num_heads", 8)), num_rbf=int(ctx.param("num_rbf", 64)),
+                cutoff=float(ctx.param("cutoff", 5.0)), head=head, extent_scale=extent_scale)
+
+
+def load_checkpoint(model: torch.nn.Module, path: str) -> None:
+    """Strict load of a checkpoint (a state dict, or a dict holding one under 'state_dict')."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"checkpoint {path} is not a readable torch state dict ({type(exc).__name__})") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        raise ValueError(
+            f"checkpoint {path} does not match the architecture: {len(missing)} missing "
+            f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, {len(shapes)} shape mismatches {shapes[:3]}")
+    model.load_state_dict(state, strict=True)
+
+
+def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
+    device = ctx.device
+    with ctx.stopwatch("featurise"):
+        train_pc, test_pc = load_point_clouds(ctx)
+    y_all = ctx.train["y"].to_numpy(dtype=np.float64)
+    head = choose_head(ctx)
+    scaler = (PositiveScaler() if head in ("dipole", "extent") else boom_kit.TargetScaler()).fit(y_all)
+    tr_idx, val_idx = boom_kit.validation_split(len(y_all), ctx.seed)
+    tr_idx = tr_idx[train_pc.has_geometry[tr_idx]]
+    val_idx = val_idx[train_pc.has_geometry[val_idx]]
+    z_all = torch.as_tensor(scaler.transform(y_all), dtype=torch.float32)
+
+    extent_scale = 1.0
+    if head == "extent":  # q_i ~ softplus(0) at start gives predictions of the order of the scaled target
+        from boom_kit.pointcloud import centre_of_mass
+        elem, pos, batch = train_pc.flat(tr_idx)
+        c = centre_of_mass(elem, pos.double(), batch, len(tr_idx))[batch]
+        extent = torch.zeros(len(tr_idx), dtype=torch.float64).index_add_(0, batch, ((pos.double() - c) ** 2).sum(-1))
+        extent_scale = float(1.0 / extent.mean())
+    model = EquivariantTransformer(**architecture(ctx, head, extent_scale)).to(device)
+    if ctx.param("checkpoint"):
+        load_checkpoint(model, str(ctx.param("checkpoint")))
+        ctx.note(f"initialised from checkpoint {ctx.param('checkpoint')}")
+
+    def forward(pc, idx):
+        elem, pos, batch = pc.flat(idx, device)
+        return model(elem, pos, batch, len(idx))
+
+    def step(batch_rows):
+        rows = tr_idx[batch_rows]
+        return torch.nn.functional.mse_loss(forward(train_pc, rows), z_all[rows].to(device))
+
+    bs = int(ctx.param("batch_size", 64))
+    epochs = int(ctx.param("epochs", 20))
+    opt = torch.optim.AdamW(model.parameters(), lr=float(ctx.param("lr", 4e-4)),
+                            weight_decay=float(ctx.param("weight_decay", 0.0)))
+    steps = epochs * int(np.ceil(len(tr_idx) / bs))
+    sched = warmup_cosine(opt, steps, int(ctx.param("warmup_steps", 1000)))
+
+    def predict_val():
+        return torch_loop.predict_in_batches(lambda i: forward(train_pc, val_idx[i]), len(val_idx), bs)
+
+    with ctx.stopwatch("train"):
+        res = torch_loop.fit(model, opt, step, predict_val, scaler.transform(y_all[val_idx]), len(tr_idx), bs,
+                             epochs, ctx.seed, scheduler=sched, scheduler_per="step",
+                             clip=float(ctx.param("clip", 10.0)) or None)
+    if ctx.param("save_checkpoint", False) in (True, "true", "True", 1, "1"):
+        torch.save({"state_dict": model.state_dict(), "architecture": architecture(ctx, head, extent_scale)},
+                   ctx.artefact("et.pt"))
+    with ctx.stopwatch("predict"):
+        has = np.flatnonzero(test_pc.has_geometry)
+        z = torch_loop.predict_in_batches(lambda i: forward(test_pc, has[i]), len(has), bs)
+        y_pred = with_fallback(scaler.inverse(z), test_pc.has_geometry, float(y_all.mean()))
+    return boom_kit.Output(y_pred=y_pred, n_parameters=torch_loop.count_parameters(model), epochs=res.epochs,
+                           best_epoch=res.best_epoch,
+                           extra={"head": head, "best_val_rmse_scaled": res.best_val_rmse, "history": res.history})
+
+
+if __name__ == "__main__":
+    boom_kit.run(fit_predict, packages=["torch"])

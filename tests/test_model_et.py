@@ -1,0 +1,146 @@
+"""et: smoke runs on density and mu, heads from the property table, invariance, checkpoint loading."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+try:
+    from conftest import REPO, smoke_run
+except ImportError:  # tests/ as a package
+    from tests.conftest import REPO, smoke_run
+
+torch = pytest.importorskip("torch")
+ET_DIR = REPO / "models" / "et"
+
+
+def _et_modules():
+    if str(ET_DIR) not in sys.path:
+        sys.path.insert(0, str(ET_DIR))
+    import etnet
+
+    spec = importlib.util.spec_from_file_location("et_main", ET_DIR / "main.py")
+    main = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(main)
+    return etnet, main
+
+
+def _molecules():
+    from boom_kit.pointcloud import random_rotation
+
+    rng = np.random.default_rng(3)
+    z = torch.tensor([1, 1, 0, 1, 2, 3, 0, 0, 1, 4, 0])
+    pos = torch.tensor(rng.normal(scale=1.3, size=(11, 3)))
+    batch = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2])
+    rot = torch.tensor(random_rotation(7))
+    return z, pos, batch, rot
+
+
+@pytest.mark.parametrize("head", ["sum", "mean", "dipole", "extent"])
+def test_invariant_to_rotation_and_translation(head):
+    etnet, _ = _et_modules()
+    torch.manual_seed(0)
+    model = etnet.EquivariantTransformer(hidden=16, layers=2, heads=2, num_rbf=8, head=head).double().eval()
+    z, pos, batch, rot = _molecules()
+    with torch.no_grad():
+        a = model(z, pos, batch, 3)
+        b = model(z, pos @ rot.T + torch.tensor([2.0, -3.0, 0.5], dtype=torch.float64), batch, 3)
+        moved = pos.clone()
+        moved[:2] += 0.3  # a real change of geometry must change the prediction (the test can fail)
+        c = model(z, moved, batch, 3)
+    assert torch.allclose(a, b, atol=1e-9), (a, b)
+    assert not torch.allclose(a[0], c[0], atol=1e-6)
+    if head in ("dipole", "extent"):
+        assert (a >= 0).all()
+
+
+def test_dipole_vector_is_equivariant_and_norm_invariant():
+    """The dipole head's vector rotates with the molecule, so its norm (the prediction) does not change."""
+    etnet, _ = _et_modules()
+    from boom_kit.pointcloud import centre_of_mass, scatter_sum
+
+    torch.manual_seed(1)
+    model = etnet.EquivariantTransformer(hidden=16, layers=2, heads=2, num_rbf=8, head="dipole").double().eval()
+    z, pos, batch, rot = _molecules()
+
+    def dipole_vector(p):
+        captured = {}
+        hook = model.output_network[1].register_forward_hook(lambda m, i, o: captured.update(out=o))
+        norm = model(z, p, batch, 3)
+        hook.remove()
+        x, vec = captured["out"]
+        c = centre_of_mass(z, p, batch, 3)[batch]
+        return scatter_sum(x * (p - c) + vec.squeeze(-1), batch, 3), norm
+
+    with torch.no_grad():
+        v1, n1 = dipole_vector(pos)
+        v2, n2 = dipole_vector(pos @ rot.T)
+    assert torch.allclose(v1 @ rot.T, v2, atol=1e-9)
+    assert torch.allclose(n1, n2, atol=1e-9) and torch.allclose(n1, v1.norm(dim=-1))
+
+
+def test_head_follows_property_table():
+    _, main = _et_modules()
+    from boom_schema.properties import PROPERTIES
+
+    class Ctx:
+        def __init__(self, prop):
+            from types import SimpleNamespace
+            self.task = SimpleNamespace(property=prop, readout=PROPERTIES[prop].readout)
+
+        def param(self, name, default=None):
+            return default
+
+    assert main.choose_head(Ctx("density")) == "mean"
+    assert main.choose_head(Ctx("hof")) == "sum"
+    assert main.choose_head(Ctx("mu")) == "dipole"
+    assert main.choose_head(Ctx("r2")) == "extent"
+    assert main.choose_head(Ctx("gap")) == "mean"
+
+
+def test_smoke_density_saves_and_reloads_checkpoint(prepared):
+    from boom.orchestrate import run
+    from boom.runners.local import LocalRunner
+
+    first = smoke_run("et", "density", sets={"save_checkpoint": "true"})
+    ckpt = first.folder / "et.pt"
+    assert ckpt.is_file()
+    saved = torch.load(ckpt, weights_only=True)["state_dict"]
+
+    # another seed (another initialisation), lr 0: the weights that come out are exactly the loaded ones
+    second = smoke_run("et", "density", seed=1, sets={"checkpoint": str(ckpt), "lr": "0", "save_checkpoint": "true"})
+    again = torch.load(second.folder / "et.pt", weights_only=True)["state_dict"]
+    assert saved.keys() == again.keys()
+    for key in saved:
+        assert torch.equal(saved[key], again[key]), key
+    notes = json.loads((second.folder / "model_report.json").read_text())["notes"]
+    assert any("initialised from checkpoint" in n for n in notes)
+
+    # in-process strict load too, and a mismatched architecture is a clear error
+    etnet, main = _et_modules()
+    model = etnet.EquivariantTransformer(hidden=16, layers=1, heads=2, num_rbf=8, head="mean")
+    main.load_checkpoint(model, str(ckpt))
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, saved[key]), key
+    with pytest.raises(ValueError, match="does not match the architecture"):
+        main.load_checkpoint(etnet.EquivariantTransformer(hidden=32, layers=1, heads=2, num_rbf=8), str(ckpt))
+
+    bad = run("et", "density", LocalRunner(), seed=2, overrides={"checkpoint": str(ckpt), "hidden_channels": "32"},
+              subset=60, smoke=True, threads=1, force=True)
+    assert bad.record.status.value != "ok"
+    assert "does not match the architecture" in (bad.record.reason or "")
+    missing = run("et", "density", LocalRunner(), seed=3, overrides={"checkpoint": str(ckpt) + ".nope"},
+                  subset=60, smoke=True, threads=1, force=True)
+    assert missing.record.status.value != "ok"
+    assert "not found" in (missing.record.reason or "")
+
+
+def test_smoke_mu_dipole_head(prepared):
+    out = smoke_run("et", "mu")
+    report = json.loads((out.folder / "model_report.json").read_text())
+    assert report["extra"]["head"] == "dipole"
+    assert report["n_parameters"] > 0 and report["best_epoch"] == 1
