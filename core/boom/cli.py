@@ -131,5 +131,113 @@ def models_list() -> None:
         click.echo(f"{name:24s} {s.input.value:11s} gpu={s.gpu.value:8s} tasks={len(s.tasks)}/10  {s.description[:60]}")
 
 
+@models.command("check")
+@click.argument("name")
+@click.option("--prop", "prop", default=None, help="Property of the smoke run (default: the model's first task).")
+@click.option("--runner", "runner_name", type=click.Choice(["local", "docker", "auto"]), default="auto", show_default=True)
+@click.option("--no-build", is_flag=True, help="Check spec and Dockerfile only: no image build, no smoke run.")
+@click.option("--subset", type=int, default=60, show_default=True, help="Train molecules of the smoke run.")
+def models_check(name: str, prop: Optional[str], runner_name: str, no_build: bool, subset: int) -> None:
+    """Validate a model folder: spec, Dockerfile convention, image build and a tiny smoke run."""
+    from boom import images, registry
+    from boom.orchestrate import RunSetupError, run
+    from boom.runners import select
+
+    try:
+        entry = registry.get(name)
+    except (KeyError, SpecError) as exc:
+        _fail(f"spec: {exc}")
+    click.echo(f"spec: ok ({entry.spec.input.value}, {len(entry.spec.tasks)}/10 tasks, gpu={entry.spec.gpu.value})")
+    problems = images.check_dockerfile(entry)
+    for p in problems:
+        click.echo(f"dockerfile: {p}", err=True)
+    if problems:
+        _fail(f"{name}: Dockerfile does not follow the convention (see models/rf/Dockerfile)")
+    click.echo(f"dockerfile: ok (on boom-tte/{images.model_base_kind(entry)})")
+    if no_build:
+        return
+    runner = select(runner_name)
+    if runner.name == "docker":
+        try:
+            tag = images.ensure_model(entry, log=sys.stderr)
+        except (images.ImageBuildError, images.DaemonUnavailable) as exc:
+            _fail(str(exc))
+        click.echo(f"image: ok ({tag})")
+    prop = prop or entry.spec.tasks[0]
+    try:
+        outcome = run(name, prop, runner, subset=subset, smoke=True, threads=1, force=True)
+    except (RunSetupError, ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+    rec = outcome.record
+    if rec.status != RunStatus.OK:
+        _fail(f"smoke run ({runner.name}, {prop}, subset {subset}): {rec.status.value}: {rec.reason}")
+    click.echo(f"smoke run: ok ({runner.name}, {prop}, subset {subset}, OOD RMSE {outcome.scores.ood.rmse:.4g}, "
+               f"{rec.wall_s:.1f} s) {outcome.folder}")
+
+
+@main.command("matrix")
+@click.option("--models", "models_", default=None, help="Comma-separated models (default: all).")
+@click.option("--props", default=None, help="Comma-separated properties (default: every one a model supports).")
+@click.option("--seeds", default=None, help="Seeds, e.g. 0,1,2 or 0-4 (default: each spec's `seeds`).")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Runs in parallel; cores are divided between them.")
+@click.option("--runner", "runner_name", type=click.Choice(["local", "docker", "auto"]), default="local", show_default=True)
+@click.option("--subset", type=int, default=None, help="Use N train molecules (and N/4 of each test split).")
+@click.option("--smoke", is_flag=True, help="Apply each model's smoke settings.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--threads", type=int, default=None, help="Threads per run (default: cores // jobs).")
+@click.option("--timeout", "timeout_s", type=int, default=None, help="Wall-clock limit per run in seconds.")
+@click.option("--memory-gb", type=float, default=None, help="Container memory limit (docker runner; default: spec).")
+@click.option("--cpus", type=float, default=None, help="Container CPU limit (docker runner; default: threads).")
+@click.option("--force", is_flag=True, help="Rerun cells that already succeeded.")
+@click.option("--strict", is_flag=True, help="Exit 1 when any cell failed (default: failures are rows, exit 0).")
+@click.option("--no-report", is_flag=True, help="Do not write the leaderboard at the end.")
+def matrix_cmd(models_: Optional[str], props: Optional[str], seeds: Optional[str], jobs: int, runner_name: str,
+               subset: Optional[int], smoke: bool, device: str, threads: Optional[int], timeout_s: Optional[int],
+               memory_gb: Optional[float], cpus: Optional[float], force: bool, strict: bool, no_report: bool) -> None:
+    """Run every (model, property, seed) the specs support; finished runs are skipped, so reruns resume."""
+    from boom import matrix, report
+    from boom.runners import select
+
+    try:
+        selected = matrix.cells(matrix.parse_list(models_), matrix.parse_list(props), matrix.parse_seeds(seeds))
+        options = {k: v for k, v in {"memory_gb": memory_gb, "cpus": cpus}.items() if v is not None}
+        runner = select(runner_name, **options) if runner_name != "local" else select("local")
+    except (ValueError, SpecError) as exc:
+        _fail(str(exc))
+    click.echo(f"matrix: {len(selected)} cells, {jobs} job(s), {threads or matrix.threads_per_job(jobs)} thread(s) "
+               f"per job, runner {runner.name}")
+    results = matrix.run_matrix(selected, runner, jobs=jobs, subset=subset, smoke=smoke, device=device,
+                                timeout_s=timeout_s, force=force, threads=threads, echo=click.echo)
+    click.echo("")
+    click.echo(matrix.summary(results))
+    if not no_report:
+        _, written = report.write()
+        click.echo("leaderboard: " + ", ".join(str(p) for p in written))
+    if strict and any(r.status != RunStatus.OK.value for r in results):
+        sys.exit(1)
+
+
+@main.command("compose")
+@click.option("--check", is_flag=True, help="Exit 1 when compose.yaml is not what `boom compose` would write.")
+@click.option("--stdout", "to_stdout", is_flag=True, help="Print instead of writing compose.yaml.")
+def compose_cmd(check: bool, to_stdout: bool) -> None:
+    """Generate compose.yaml from models/ (one service per model, then the report)."""
+    from boom import compose
+
+    try:
+        if to_stdout:
+            click.echo(compose.generate(), nl=False)
+            return
+        if check:
+            if compose.check():
+                click.echo(f"{compose.compose_path()} is up to date")
+                return
+            click.echo(f"{compose.compose_path()} is stale: run `boom compose` and commit it", err=True)
+            sys.exit(1)
+        click.echo(f"wrote {compose.write()}")
+    except SpecError as exc:
+        _fail(str(exc))
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,271 @@
+"""Images tagged by content: an unchanged model (and base) is never rebuilt.
+
+Two shared base images come from ``models/_base/``: ``boom-tte/base`` (Python, the pinned scientific
+stack, boom-schema, boom-kit, a non-root user) and ``boom-tte/base-torch`` (plus torch).  Each model image
+is ``models/<name>/Dockerfile`` built on one of them (its ``ARG BOOM_BASE=...`` default says which).
+
+Tags are ``boom-tte/<name>:<12 hex>`` where the hash covers everything that goes into the image: the
+model folder, the base definition, the schema, the kit, the constraints and the build arguments.  When
+that tag exists nothing is built; ``:latest`` is moved to the newest build so that compose and people
+typing ``docker run`` find it.  Build output goes to a log; a failure raises :class:`ImageBuildError`
+with a one-line reason (the orchestrator records it as the run's reason).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import IO, Iterator, Optional
+
+from boom import paths
+from boom.hashing import sha256_file, sha256_json
+from boom.registry import ModelEntry
+
+PREFIX = "boom-tte"
+BASE_KINDS = ("base", "base-torch")
+DEFAULT_BASE_IMAGE = "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04"
+_BASE_ARG = re.compile(r"^\s*ARG\s+BOOM_BASE\s*=\s*\S*?boom-tte/(base(?:-torch)?)\b", re.M)
+_thread_locks: dict[str, threading.Lock] = {}
+_failed: dict[str, str] = {}  # tag -> reason: a failed build is not retried for every cell of a matrix
+_thread_locks_guard = threading.Lock()
+
+
+class ImageBuildError(RuntimeError):
+    """An image could not be built; ``str(error)`` is one line."""
+
+
+def base_image() -> str:
+    """The image the shared base starts from (``BOOM_BASE_IMAGE``; default a CUDA runtime image)."""
+    return os.environ.get("BOOM_BASE_IMAGE") or DEFAULT_BASE_IMAGE
+
+
+def pip_offline() -> bool:
+    """Build from the wheelhouse in models/_base/wheels only (``BOOM_PIP_OFFLINE=1``)."""
+    return os.environ.get("BOOM_PIP_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def _files_hash(root: Path, exclude: tuple[str, ...] = ()) -> dict[str, str]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if not p.is_file() or "__pycache__" in rel.parts or any(part.endswith(".egg-info") for part in rel.parts):
+            continue
+        if rel.parts and rel.parts[0] in exclude:
+            continue
+        out[str(rel)] = sha256_file(p)
+    return out
+
+
+def base_hash(kind: str = "base") -> str:
+    """Hash of the base definition + schema + kit + constraints + build arguments."""
+    if kind not in BASE_KINDS:
+        raise ValueError(f"unknown base image kind {kind!r}; expected one of {BASE_KINDS}")
+    repo = paths.repo_root()
+    parts = {
+        "base": _files_hash(repo / "models" / "_base", exclude=("wheels", ".gitignore")),
+        "schema": _files_hash(repo / "schema" / "boom_schema"),
+        "schema_pyproject": sha256_file(repo / "schema" / "pyproject.toml"),
+        "kit": _files_hash(repo / "models" / "_kit" / "boom_kit"),
+        "kit_pyproject": sha256_file(repo / "models" / "_kit" / "pyproject.toml"),
+        "constraints": sha256_file(repo / "requirements" / "constraints.txt"),
+        "base_image": base_image(),
+        "offline": pip_offline(),
+    }
+    h = sha256_json(parts)
+    if kind == "base-torch":
+        h = sha256_json({"base": h, "torch": "torch"})
+    return h[:12]
+
+
+def base_tag(kind: str = "base") -> str:
+    return f"{PREFIX}/{kind}:{base_hash(kind)}"
+
+
+def model_base_kind(entry: ModelEntry) -> Optional[str]:
+    """Which shared base a model's Dockerfile builds on (None: its own FROM)."""
+    dockerfile = entry.folder / "Dockerfile"
+    if not dockerfile.exists():
+        return None
+    m = _BASE_ARG.search(dockerfile.read_text())
+    return m.group(1) if m else None
+
+
+def model_tag(entry: ModelEntry) -> str:
+    kind = model_base_kind(entry)
+    h = sha256_json({"model": entry.content_hash(), "base": base_hash(kind) if kind else None})
+    return f"{PREFIX}/{entry.name}:{h[:12]}"
+
+
+def client(timeout: int = 60):
+    """A Docker client that has answered a ping; raises DaemonUnavailable with one line otherwise."""
+    import docker
+
+    try:
+        c = docker.from_env(timeout=timeout)
+        c.ping()
+        return c
+    except Exception as exc:
+        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DaemonUnavailable(f"Docker daemon unreachable at {host}: {first[:200]}") from None
+
+
+class DaemonUnavailable(RuntimeError):
+    """No Docker daemon answered; one-line message."""
+
+
+def exists(docker_client, tag: str) -> bool:
+    import docker
+
+    try:
+        docker_client.images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+@contextlib.contextmanager
+def _build_lock(tag: str) -> Iterator[None]:
+    """One build of a tag at a time, across threads and processes (parallel matrix jobs)."""
+    with _thread_locks_guard:
+        lock = _thread_locks.setdefault(tag, threading.Lock())
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", tag)
+    with lock, open(Path(tempfile.gettempdir()) / f"boom-build-{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _write(log: Optional[IO[str]], text: str) -> None:
+    if log is not None:
+        log.write(text)
+        log.flush()
+
+
+def build(docker_client, context: Path, dockerfile: Path, tag: str, buildargs: dict[str, str],
+          log: Optional[IO[str]] = None, latest: bool = True) -> str:
+    """Build ``dockerfile`` (relative to ``context``) as ``tag``; stream its output to ``log``."""
+    started = time.perf_counter()
+    _write(log, f"[boom] building {tag} from {dockerfile} (context {context})\n")
+    last_lines: list[str] = []
+    error = None
+    try:
+        stream = docker_client.api.build(
+            path=str(context), dockerfile=str(dockerfile.relative_to(context)), tag=tag, buildargs=buildargs,
+            rm=True, forcerm=True, decode=True, pull=False,
+        )
+        for chunk in stream:
+            if "stream" in chunk:
+                text = chunk["stream"]
+                _write(log, text)
+                last_lines.extend(l for l in text.splitlines() if l.strip())
+                last_lines = last_lines[-20:]
+            if "error" in chunk:
+                error = chunk["error"].strip()
+                _write(log, f"[boom] build error: {error}\n")
+    except Exception as exc:  # API errors (bad Dockerfile path, daemon gone)
+        error = f"{type(exc).__name__}: {exc}"
+        _write(log, f"[boom] build error: {error}\n")
+    if error is not None:
+        line = " ".join(error.split())
+        raise ImageBuildError(f"image build failed for {tag}: {line[:300]}")
+    if latest:
+        repo = tag.rsplit(":", 1)[0]
+        docker_client.images.get(tag).tag(repo, "latest")
+    _write(log, f"[boom] built {tag} in {time.perf_counter() - started:.1f} s\n")
+    return tag
+
+
+def ensure_base(kind: str = "base", log: Optional[IO[str]] = None, docker_client=None) -> str:
+    """The base image of this kind, built (with its parents) only when its content tag is missing."""
+    docker_client = docker_client or client()
+    tag = base_tag(kind)
+    with _build_lock(tag):
+        if exists(docker_client, tag):
+            return tag
+        repo = paths.repo_root()
+        if kind == "base-torch":
+            parent = ensure_base("base", log, docker_client)
+            return build(docker_client, repo, repo / "models" / "_base" / "torch.Dockerfile", tag,
+                         {"BOOM_BASE": parent}, log)
+        args = {"BASE_IMAGE": base_image(), "PIP_OFFLINE": "1" if pip_offline() else "0"}
+        return build(docker_client, repo, repo / "models" / "_base" / "Dockerfile", tag, args, log)
+
+
+def ensure_model(entry: ModelEntry, log: Optional[IO[str]] = None, docker_client=None) -> str:
+    """The model's image, built (with its base) only when its content tag is missing."""
+    docker_client = docker_client or client()
+    dockerfile = entry.folder / "Dockerfile"
+    if not dockerfile.exists():
+        raise ImageBuildError(f"image build failed for {entry.name}: {dockerfile} does not exist")
+    tag = model_tag(entry)
+    if tag in _failed:
+        _write(log, f"[boom] not rebuilding {tag}: it failed earlier in this process\n")
+        raise ImageBuildError(_failed[tag])
+    with _build_lock(tag):
+        if exists(docker_client, tag):
+            return tag
+        kind = model_base_kind(entry)
+        try:
+            args = {"BOOM_BASE": ensure_base(kind, log, docker_client)} if kind else {}
+            # Build context: the folder holding models/ (the repository root for real models), so that
+            # the Dockerfile's ``COPY models/<name>/ ...`` lines resolve.
+            context = entry.folder.parent.parent
+            return build(docker_client, context, dockerfile, tag, args, log)
+        except ImageBuildError as exc:
+            _failed[tag] = str(exc)
+            raise
+
+
+def image_size_mb(docker_client, tag: str) -> float:
+    return docker_client.images.get(tag).attrs["Size"] / 1e6
+
+
+def expected_dockerfile(name: str, kind: str) -> list[str]:
+    """The instruction lines (after the leading comment) every model Dockerfile has."""
+    return [
+        f"ARG BOOM_BASE=boom-tte/{kind}:latest",
+        "FROM ${BOOM_BASE}",
+        f"COPY models/{name}/requirements.txt /opt/boom/models/{name}/requirements.txt",
+        f"RUN pip install --no-cache-dir -r /opt/boom/models/{name}/requirements.txt",
+        f"COPY models/{name}/ /opt/boom/models/{name}/",
+        f"WORKDIR /opt/boom/models/{name}",
+    ]
+
+
+def check_dockerfile(entry: ModelEntry) -> list[str]:
+    """Problems with a model's Dockerfile and requirements.txt (empty list: it follows the convention)."""
+    folder = entry.folder
+    problems = []
+    dockerfile = folder / "Dockerfile"
+    if not dockerfile.exists():
+        return [f"{dockerfile}: missing"]
+    if not (folder / "requirements.txt").exists():
+        problems.append(f"{folder / 'requirements.txt'}: missing (an empty file with a comment is fine)")
+    lines = [l.rstrip() for l in dockerfile.read_text().splitlines() if l.strip()]
+    if not lines or not lines[0].startswith("#"):
+        problems.append(f"{dockerfile}: the first line should be a '# comment' saying what the image adds")
+        body = lines
+    else:
+        body = lines[1:]
+    kind = model_base_kind(entry)
+    if kind is None:
+        problems.append(f"{dockerfile}: expected 'ARG BOOM_BASE=boom-tte/base:latest' or 'boom-tte/base-torch:latest'")
+        return problems
+    expected = expected_dockerfile(entry.name, kind)
+    if body != expected:
+        for i, want in enumerate(expected):
+            got = body[i] if i < len(body) else "(missing)"
+            if got != want:
+                problems.append(f"{dockerfile}: instruction {i + 1} is {got!r}, expected {want!r}")
+                break
+        else:
+            problems.append(f"{dockerfile}: unexpected extra instructions after WORKDIR: {body[len(expected):]}")
+    return problems

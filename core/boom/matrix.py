@@ -1,0 +1,146 @@
+"""The model x property x seed matrix: every cell a model's spec supports, resumable, in parallel.
+
+Each cell is one ``orchestrate.run``: its run id is a content hash of its inputs, so a cell that already
+succeeded is skipped and a matrix killed mid-way loses no finished run (a record is written atomically at
+the end of each run); rerunning resumes.  Task data is prepared once per task, serially, before the jobs
+start; the machine's cores are divided between the parallel jobs (threads per job = cores // jobs).
+"""
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional, Sequence
+
+from boom_schema import PROPERTIES, RunStatus
+from boom import registry
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    prop: str
+    seed: int
+
+
+@dataclass
+class CellResult:
+    cell: Cell
+    status: str  # ok / failed / timeout / skipped(ok) / error
+    reason: str = ""
+    id_rmse: Optional[float] = None
+    ood_rmse: Optional[float] = None
+    wall_s: float = 0.0
+    folder: str = ""
+    skipped: bool = False
+
+
+def parse_list(text: Optional[str]) -> Optional[list[str]]:
+    if not text:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_seeds(text: Optional[str]) -> Optional[list[int]]:
+    """``0,1,2`` or ``0-4``; None means each model's ``seeds`` from its spec."""
+    if not text:
+        return None
+    out: list[int] = []
+    for part in parse_list(text) or []:
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            out.extend(range(int(lo), int(hi) + 1))
+        else:
+            out.append(int(part))
+    return sorted(set(out))
+
+
+def cells(models: Optional[Sequence[str]] = None, props: Optional[Sequence[str]] = None,
+          seeds: Optional[Sequence[int]] = None) -> list[Cell]:
+    """Every (model, property, seed) the specs support, restricted to the given models/properties."""
+    found = registry.discover()
+    if models:
+        unknown = [m for m in models if m not in found]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; available: {', '.join(found) or '(none)'}")
+    if props:
+        unknown = [p for p in props if p not in PROPERTIES]
+        if unknown:
+            raise ValueError(f"unknown propert(y/ies) {unknown}; valid: {', '.join(PROPERTIES)}")
+    out = []
+    for name in models or list(found):
+        spec = found[name].spec
+        for prop in PROPERTIES:
+            if prop not in spec.tasks or (props and prop not in props):
+                continue
+            for seed in seeds if seeds is not None else range(spec.seeds):
+                out.append(Cell(name, prop, seed))
+    return out
+
+
+def threads_per_job(jobs: int, cores: Optional[int] = None) -> int:
+    return max(1, (cores or os.cpu_count() or 1) // max(1, jobs))
+
+
+def run_matrix(selected: Sequence[Cell], runner, jobs: int = 1, overrides: Optional[Mapping[str, str]] = None,
+               subset: Optional[int] = None, smoke: bool = False, device: str = "cpu",
+               timeout_s: Optional[int] = None, force: bool = False, threads: Optional[int] = None,
+               echo: Callable[[str], None] = print) -> list[CellResult]:
+    """Run the cells; every one ends in a CellResult (its run folder holds the record)."""
+    from boom.orchestrate import RunSetupError, default_threads, plan, run
+
+    jobs = max(1, jobs)
+    per_job = threads or threads_per_job(jobs)
+    results: dict[Cell, CellResult] = {}
+    # Prepare every task's data once, serially (parallel jobs would otherwise write the same folder).
+    todo = []
+    for cell in selected:
+        try:
+            plan(cell.model, cell.prop, cell.seed, overrides, subset, device, smoke)
+            todo.append(cell)
+        except (RunSetupError, ValueError) as exc:
+            results[cell] = CellResult(cell, "error", str(exc))
+            echo(f"[{cell.model} {cell.prop} seed {cell.seed}] not run: {exc}")
+
+    def one(cell: Cell) -> CellResult:
+        entry = registry.get(cell.model)
+        t = min(per_job, default_threads(entry)) if threads is None else per_job
+        started = time.perf_counter()
+        try:
+            out = run(cell.model, cell.prop, runner, seed=cell.seed, overrides=overrides, subset=subset,
+                      device=device, threads=t, timeout_s=timeout_s, force=force, smoke=smoke)
+        except Exception as exc:  # a setup error after planning (should not happen): recorded, matrix goes on
+            return CellResult(cell, "error", f"{type(exc).__name__}: {exc}", wall_s=time.perf_counter() - started)
+        rec = out.record
+        res = CellResult(cell, rec.status.value, rec.reason or "", wall_s=rec.wall_s, folder=str(out.folder),
+                         skipped=out.skipped)
+        if rec.status == RunStatus.OK and out.scores is not None:
+            res.id_rmse, res.ood_rmse = out.scores.id.rmse, out.scores.ood.rmse
+        return res
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(one, c): c for c in todo}
+        for fut in as_completed(futures):
+            res = fut.result()
+            results[res.cell] = res
+            c = res.cell
+            what = "already done" if res.skipped else res.status
+            extra = f"OOD RMSE {res.ood_rmse:.4g}" if res.ood_rmse is not None else res.reason
+            echo(f"[{c.model} {c.prop} seed {c.seed}] {what} ({res.wall_s:.1f} s) {extra}")
+    return [results[c] for c in selected if c in results]
+
+
+def summary(results: Sequence[CellResult]) -> str:
+    """A plain-text table of the matrix and a count line."""
+    head = f"{'model':16s} {'property':9s} {'seed':>4s} {'status':8s} {'ID RMSE':>10s} {'OOD RMSE':>10s} {'wall s':>8s}  note"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        fmt = lambda v: f"{v:10.4g}" if v is not None else f"{'—':>10s}"  # noqa: E731
+        note = "already done" if r.skipped else r.reason[:70]
+        lines.append(f"{r.cell.model:16s} {r.cell.prop:9s} {r.cell.seed:4d} {r.status:8s} {fmt(r.id_rmse)} "
+                     f"{fmt(r.ood_rmse)} {r.wall_s:8.1f}  {note}")
+    ok = sum(r.status == RunStatus.OK.value for r in results)
+    skipped = sum(r.skipped for r in results)
+    lines.append(f"{len(results)} cells: {ok} ok ({skipped} already done), {len(results) - ok} failed")
+    return "\n".join(lines)

@@ -1,0 +1,126 @@
+"""Docker test support: a local stand-in for the CUDA base image, an offline wheelhouse, the base image.
+
+No registry can be pulled from on the test machines, so the Docker tests build everything locally:
+
+1. ``boom-tte/debian-rootfs:bookworm``: Debian bookworm (python3 + venv) made with ``debootstrap`` into a
+   folder and loaded with ``docker import``; it stands in for ``BASE_IMAGE`` (the CUDA runtime image).
+2. ``models/_base/wheels/``: the base requirements downloaded on the host with pip (the host's Python is
+   3.11, like bookworm's), so that image builds need no network (``PIP_OFFLINE=1``).
+3. ``boom-tte/base:<content hash>`` through ``boom.images`` (skipped when that tag exists), so CI rebuilds
+   the base only when its definition, the schema, the kit or the constraints change.
+
+Usable as a script too: ``python tests/docker_support.py`` builds whatever is missing and prints the tags.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ROOTFS_TAG = "boom-tte/debian-rootfs:bookworm"
+MIRROR = os.environ.get("BOOM_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+WHEELS = REPO / "models" / "_base" / "wheels"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def daemon_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=10).ping()
+        return True
+    except Exception:
+        return False
+
+
+def _image_exists(tag: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
+
+
+def _log(msg: str) -> None:
+    print(f"[docker_support] {msg}", file=sys.stderr, flush=True)
+
+
+def ensure_rootfs_image() -> str:
+    """Debian bookworm with python3 and venv, imported as an image (minutes the first time, then cached)."""
+    if _image_exists(ROOTFS_TAG):
+        return ROOTFS_TAG
+    if shutil.which("debootstrap") is None:
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], check=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    started = time.perf_counter()
+    tmp = tempfile.mkdtemp(prefix="boom-rootfs-")
+    try:
+        root = Path(tmp) / "rootfs"
+        _log(f"debootstrap bookworm into {root}")
+        subprocess.run(
+            ["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
+             "bookworm", str(root), MIRROR],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+        for mount in ("proc", "sys"):  # debootstrap unmounts these itself; make sure before tar and rmtree
+            subprocess.run(["umount", "-l", str(root / mount)], capture_output=True)
+        shutil.rmtree(root / "var" / "cache" / "apt" / "archives", ignore_errors=True)
+        tar = subprocess.Popen(["tar", "-C", str(root), "--exclude=./proc/*", "--exclude=./sys/*", "-c", "."],
+                               stdout=subprocess.PIPE)
+        subprocess.run(["docker", "import", "-c", "CMD [\"/bin/bash\"]", "-", ROOTFS_TAG], stdin=tar.stdout,
+                       check=True, stdout=subprocess.DEVNULL)
+        tar.wait()
+    finally:
+        for mount in ("proc", "sys"):
+            subprocess.run(["umount", "-l", str(Path(tmp) / "rootfs" / mount)], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    _log(f"{ROOTFS_TAG} built in {time.perf_counter() - started:.0f} s")
+    return ROOTFS_TAG
+
+
+def fill_wheelhouse(*requirement_files: Path) -> Path:
+    """Download the wheels of the given requirement files (pinned by the constraints) into models/_base/wheels."""
+    files = requirement_files or (REPO / "models" / "_base" / "requirements.txt",)
+    WHEELS.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
+            "-d", str(WHEELS), "-c", str(REPO / "requirements" / "constraints.txt")]
+    for f in files:
+        args += ["-r", str(f)]
+    env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "PIP_NO_INDEX")}
+    stamp = WHEELS / (".done-" + "-".join(f.name for f in files))
+    key = "".join(Path(f).read_text() for f in files) + (REPO / "requirements" / "constraints.txt").read_text()
+    if stamp.exists() and stamp.read_text() == key:
+        return WHEELS
+    subprocess.run(args, check=True, env=env)
+    stamp.write_text(key)
+    return WHEELS
+
+
+def configure_env() -> None:
+    """Point boom.images at the local rootfs and the offline wheelhouse (what the tests and CI use)."""
+    os.environ.setdefault("BOOM_BASE_IMAGE", ROOTFS_TAG)
+    os.environ.setdefault("BOOM_PIP_OFFLINE", "1")
+
+
+def ensure_base_image(kind: str = "base") -> str:
+    """The content-hash tagged base image, built only when missing."""
+    ensure_rootfs_image()
+    fill_wheelhouse()
+    if kind == "base-torch":
+        fill_wheelhouse(REPO / "models" / "_base" / "requirements.txt", REPO / "models" / "_base" / "torch-requirements.txt")
+    configure_env()
+    from boom import images
+
+    return images.ensure_base(kind, log=sys.stderr)
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    for k in sys.argv[1:] or ["base"]:
+        print(ensure_base_image(k))
+    _log(f"done in {time.perf_counter() - started:.0f} s")

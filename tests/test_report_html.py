@@ -1,0 +1,82 @@
+"""The leaderboard as a static HTML page with a heatmap, opened from disk by headless Chromium."""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures" / "models"
+
+
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None and os.environ.get("CI", "").lower() in ("1", "true", "yes") and os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], capture_output=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        exe = shutil.which("chromium")
+    if exe is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("Debian's chromium is needed for the HTML report test (apt-get install chromium)")
+        pytest.skip("chromium not installed")
+    return exe
+
+
+@pytest.fixture(scope="module")
+def leaderboard(prepared, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two successful runs and one failed run of the fixture model (local runner), then `report.write`."""
+    from boom import report
+    from boom.orchestrate import run
+    from boom.runners.local import LocalRunner
+
+    old = os.environ.get("BOOM_MODELS_DIR")
+    os.environ["BOOM_MODELS_DIR"] = str(FIXTURES)
+    try:
+        for prop, mode in (("density", "ok"), ("hof", "ok"), ("mu", "crash")):
+            run("broken", prop, LocalRunner(), overrides={"mode": mode}, subset=80, threads=1, force=True)
+    finally:
+        if old is None:
+            os.environ.pop("BOOM_MODELS_DIR")
+        else:
+            os.environ["BOOM_MODELS_DIR"] = old
+    out = tmp_path_factory.mktemp("leaderboard")
+    _, written = report.write(out)
+    assert {p.name for p in written} >= {"leaderboard.md", "leaderboard.csv", "leaderboard.html",
+                                         "leaderboard_ood_heatmap.png"}
+    return out
+
+
+def test_html_has_tables_failures_heatmap_and_parity_links(leaderboard: Path) -> None:
+    page = (leaderboard / "leaderboard.html").read_text()
+    assert page.count('<table class="leaderboard">') >= 3
+    assert "deliberate crash" in page  # the failed run is a row with its reason
+    assert 'src="leaderboard_ood_heatmap.png"' in page
+    links = [part.split('"')[0] for part in page.split('src="')[1:]]
+    parity = [l for l in links if l.endswith("parity.png")]
+    assert parity, "parity plot thumbnails expected"
+    for link in links:  # every image opens from disk, relative to the page
+        assert not link.startswith(("http:", "https:", "/")), link
+        assert (leaderboard / link).exists(), link
+    png = (leaderboard / "leaderboard_ood_heatmap.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    rows = list(csv.DictReader((leaderboard / "leaderboard.csv").open()))
+    assert any(r["model"] == "broken" and r["failed"] == "1" for r in rows)
+
+
+def test_page_renders_in_headless_chromium(leaderboard: Path, tmp_path: Path) -> None:
+    exe = _chromium()
+    url = (leaderboard / "leaderboard.html").as_uri()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "page.png"
+    proc = subprocess.run([exe, *flags, f"--screenshot={shot}", "--window-size=1200,1600", url],
+                          capture_output=True, text=True, timeout=180)
+    assert shot.exists(), proc.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20000, "screenshot looks empty"
+    dom = subprocess.run([exe, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=180).stdout
+    assert "<table" in dom and "BOOM-TTE leaderboard" in dom and "broken" in dom
+    assert 'id="heatmap"' in dom
