@@ -1,0 +1,65 @@
+"""The contract: JSON Schema files in sync, specs validated with file and field in the message."""
+from pathlib import Path
+
+import pytest
+
+from boom_schema import PROPERTIES, SpecError, load_spec
+from boom_schema.jsonschema import DEFAULT_DIR, stale
+
+REPO = Path(__file__).resolve().parents[1]
+MINIMAL = """
+name: {name}
+description: test
+citation: test
+input: smiles
+tasks: [density, hof, mu, alpha, homo, lumo, gap, r2, zpve, cv]
+defaults_source: test
+"""
+
+
+def test_committed_json_schemas_match_the_models():
+    assert stale(DEFAULT_DIR) == [], "run 'python -m boom_schema.jsonschema' and commit schema/json"
+
+
+def test_ten_properties():
+    assert len(PROPERTIES) == 10
+    assert {p.dataset for p in PROPERTIES.values()} == {"10k_csd", "qm9"}
+
+
+def _spec(tmp_path: Path, text: str, name: str = "demo") -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "model.yaml").write_text(text)
+    return folder / "model.yaml"
+
+
+def test_minimal_spec_is_valid(tmp_path):
+    spec = load_spec(_spec(tmp_path, MINIMAL.format(name="demo")))
+    assert spec.name == "demo" and spec.entrypoint == "main.py"
+
+
+@pytest.mark.parametrize("mutate,fragment", [
+    (lambda t: t.replace("input: smiles", "input: pictures"), "field 'input'"),
+    (lambda t: t.replace("name: demo", "name: other"), "must equal the folder name"),
+    (lambda t: t.replace(", cv]", "]"), "neither in tasks nor explained"),
+    (lambda t: t.replace("cv]", "cv, colour]"), "unknown properties"),
+    (lambda t: t + "gpu_count: 2\n", "field 'gpu_count'"),
+    (lambda t: t.replace("citation: test\n", ""), "field 'citation'"),
+    (lambda t: "name: [unclosed", "not valid YAML"),
+])
+def test_invalid_specs_name_file_and_field(tmp_path, mutate, fragment):
+    path = _spec(tmp_path, mutate(MINIMAL.format(name="demo")))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert str(path) in str(err.value) and fragment in str(err.value)
+
+
+def test_every_model_folder_has_a_valid_spec_and_entrypoint():
+    from boom.registry import discover
+
+    models = discover(REPO / "models")
+    assert "rf" in models
+    for name, entry in models.items():
+        assert entry.entrypoint.exists(), f"{name}: entry point {entry.spec.entrypoint} missing"
+        assert (entry.folder / "Dockerfile").exists(), f"{name}: Dockerfile missing"
+        assert (entry.folder / "requirements.txt").exists(), f"{name}: requirements.txt missing"
