@@ -1,0 +1,89 @@
+"""BOOM's MLP on RDKit descriptors, with the reference code's mistakes fixed.
+
+Same features as the random forest (``boom_kit.featurise.descriptors``, columns chosen on train).
+Fixed here: the features are standardised (StandardScaler fit on the training rows after column
+selection; BOOM fed raw descriptors spanning many orders of magnitude), the target is standardised on
+train and inverted exactly once (BOOM inverted twice), everything is seeded, and the predictions come
+from the best-validation weights, with validation carved from train by ``boom_kit.validation_split``.
+"""
+import numpy as np
+import torch
+from sklearn.preprocessing import StandardScaler
+
+import boom_kit
+from boom_kit import torch_loop
+from boom_kit.featurise.descriptors import DescriptorColumns, compute_descriptors
+
+
+def build(n_in: int, hidden: int, layers: int) -> torch.nn.Sequential:
+    mods: list[torch.nn.Module] = []
+    width = n_in
+    for _ in range(layers):
+        mods += [torch.nn.Linear(width, hidden), torch.nn.ReLU()]
+        width = hidden
+    mods.append(torch.nn.Linear(width, 1))
+    return torch.nn.Sequential(*mods)
+
+
+def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
+    with ctx.stopwatch("featurise"):
+        X_train_raw = compute_descriptors(ctx.train["smiles"], workers=ctx.task.threads)
+        X_test_raw = compute_descriptors(ctx.test["smiles"], workers=ctx.task.threads)
+        columns = DescriptorColumns().fit(X_train_raw)
+        X_train, X_test = columns.transform(X_train_raw), columns.transform(X_test_raw)
+        features = StandardScaler().fit(X_train)
+        # Clip test features: a descriptor far outside train range (OOD molecules) must not blow up.
+        X_train = features.transform(X_train)
+        X_test = features.transform(X_test)
+        n_clipped = int((np.abs(X_test) > 50.0).sum())
+        if n_clipped:
+            ctx.note(f"{n_clipped} standardised test descriptor values beyond +-50 train std were clipped")
+            X_test = np.clip(X_test, -50.0, 50.0)
+
+    y_scaler = boom_kit.TargetScaler().fit(ctx.train["y"].to_numpy())
+    z = y_scaler.transform(ctx.train["y"].to_numpy())
+    tr, va = boom_kit.validation_split(len(ctx.train), ctx.seed)
+
+    device = torch.device(ctx.device)
+    Xt = torch.as_tensor(X_train, dtype=torch.float32, device=device)
+    zt = torch.as_tensor(z, dtype=torch.float32, device=device)
+    Xtest = torch.as_tensor(X_test, dtype=torch.float32, device=device)
+    tr_t = torch.as_tensor(tr, device=device)
+    va_t = torch.as_tensor(va, device=device)
+
+    torch.manual_seed(ctx.seed)
+    model = build(X_train.shape[1], int(ctx.param("hidden", 300)), int(ctx.param("layers", 2))).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(ctx.param("lr", 1e-3)),
+                                 weight_decay=float(ctx.param("weight_decay", 0.0)))
+    batch_size = int(ctx.param("batch_size", 64))
+
+    def step(idx: np.ndarray) -> torch.Tensor:
+        rows = tr_t[torch.as_tensor(idx, device=device)]
+        return torch.nn.functional.mse_loss(model(Xt[rows]).squeeze(-1), zt[rows])
+
+    def predict_val() -> np.ndarray:
+        return torch_loop.predict_in_batches(lambda i: model(Xt[va_t[torch.as_tensor(i, device=device)]]),
+                                             len(va), 4096)
+
+    patience = ctx.param("patience", 30)
+    with ctx.stopwatch("train"):
+        result = torch_loop.fit(
+            model, optimizer, step, predict_val, y_val=z[va], n_train=len(tr), batch_size=batch_size,
+            epochs=int(ctx.param("epochs", 200)), seed=ctx.seed,
+            patience=None if patience in (None, 0) else int(patience),
+        )
+    with ctx.stopwatch("predict"):
+        model.eval()
+        z_pred = torch_loop.predict_in_batches(lambda i: model(Xtest[torch.as_tensor(i, device=device)]),
+                                               len(X_test), 4096)
+    return boom_kit.Output(
+        y_pred=y_scaler.inverse(z_pred),
+        n_parameters=torch_loop.count_parameters(model),
+        epochs=result.epochs,
+        best_epoch=result.best_epoch,
+        extra={"n_features": len(columns.names), "best_val_rmse_scaled": result.best_val_rmse},
+    )
+
+
+if __name__ == "__main__":
+    boom_kit.run(fit_predict, packages=["torch"])
