@@ -1,0 +1,91 @@
+"""ChemBERTa: CPU smoke runs through the local runner, and strict loading of a pretrained checkpoint."""
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+try:
+    from tests.conftest import REPO, smoke_run
+except ImportError:  # run from inside tests/
+    from conftest import REPO, smoke_run
+
+TRAIN_SMILES = ["CCO", "c1ccccc1N(=O)=O", "CC[N+](=O)[O-]", "C#N", "OC1CC1F", "CC(=O)N[C@@H](C)C(=O)O", "c1cc[nH]c1"]
+
+
+def _main():
+    spec = importlib.util.spec_from_file_location("chemberta_main", REPO / "models" / "chemberta" / "main.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tiny_checkpoint(folder, hidden=32):
+    from transformers import RobertaConfig, RobertaForMaskedLM
+
+    from boom_kit.tokenize import build_vocab, make_tokenizer
+
+    tok = make_tokenizer(build_vocab(TRAIN_SMILES))
+    config = RobertaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=300, type_vocab_size=1,
+                           pad_token_id=tok.pad_token_id)
+    torch.manual_seed(1)
+    model = RobertaForMaskedLM(config)  # an MLM checkpoint, like the published ChemBERTa ones
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return model
+
+
+def _param(values):
+    return lambda name, default=None: values.get(name, default)
+
+
+def test_pretrained_checkpoint_loads_exactly(tmp_path):
+    saved = _tiny_checkpoint(tmp_path / "ckpt")
+    encoder, tokenizer, info = _main().build(_param({"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
+    assert info["dropped_head_weights"] > 0  # the MLM head is dropped, reported
+    ref = {k.removeprefix("roberta."): v for k, v in saved.state_dict().items() if k.startswith("roberta.")}
+    got = encoder.state_dict()
+    assert set(got) <= set(ref) and len(got) > 10
+    for k, v in got.items():
+        assert torch.equal(v, ref[k]), k
+    assert tokenizer.get_vocab() == saved_vocab(tmp_path / "ckpt")
+
+
+def saved_vocab(folder):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder).get_vocab()
+
+
+def test_mismatched_or_missing_weights_are_an_error(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from boom_kit.tokenize import CheckpointError
+
+    _tiny_checkpoint(tmp_path / "a", hidden=32)
+    _tiny_checkpoint(tmp_path / "b", hidden=48)
+    (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError):
+        _main().build(_param({"pretrained": str(tmp_path / "a")}), ["CCC"])
+    _tiny_checkpoint(tmp_path / "c")
+    weights = load_file(tmp_path / "c" / "model.safetensors")
+    dropped = {k: v for k, v in weights.items() if "layer.1." not in k}
+    save_file(dropped, tmp_path / "c" / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="missing"):
+        _main().build(_param({"pretrained": str(tmp_path / "c")}), ["CCC"])
+    with pytest.raises(CheckpointError):
+        _main().build(_param({"pretrained": str(tmp_path / "nowhere")}), ["CCC"])
+
+
+def test_smoke_density(prepared):
+    outcome = smoke_run("chemberta", "density")
+    assert outcome.record is not None
+
+
+def test_smoke_qm9_from_pretrained_checkpoint(prepared, tmp_path):
+    _tiny_checkpoint(tmp_path / "ckpt")
+    outcome = smoke_run("chemberta", "homo", sets={"pretrained": str(tmp_path / "ckpt")})
+    log = (outcome.folder / "log.txt").read_text()
+    assert "loaded from" in log
