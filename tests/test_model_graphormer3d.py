@@ -1,0 +1,103 @@
+"""graphormer3d: smoke runs on density and mu, invariance, padding, readout from the table, EMA weights."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import numpy as np
+import pytest
+
+try:
+    from conftest import REPO, smoke_run
+except ImportError:  # tests/ as a package
+    from tests.conftest import REPO, smoke_run
+
+torch = pytest.importorskip("torch")
+G3D_DIR = REPO / "models" / "graphormer3d"
+
+
+def _modules():
+    if str(G3D_DIR) not in sys.path:
+        sys.path.insert(0, str(G3D_DIR))
+    import g3dnet
+
+    spec = importlib.util.spec_from_file_location("graphormer3d_main", G3D_DIR / "main.py")
+    main = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(main)
+    return g3dnet, main
+
+
+def _clouds(transform=None):
+    from boom_kit.geometry import Geometry
+    from boom_kit.pointcloud import PointClouds
+
+    rng = np.random.default_rng(5)
+    geoms = {"a": Geometry(("C", "H", "H", "O", "H"), rng.normal(scale=1.2, size=(5, 3))),
+             "b": Geometry(("F", "C", "N"), rng.normal(scale=1.2, size=(3, 3)))}
+    if transform is not None:
+        geoms = {k: Geometry(g.symbols, transform(g.positions)) for k, g in geoms.items()}
+    return PointClouds(["a", "nogeom", "b"], geoms)
+
+
+def _run(model, pc, idx):
+    atoms, pos, mask = pc.padded(np.asarray(idx))
+    return model(atoms, pos.double(), mask)
+
+
+@pytest.mark.parametrize("readout", ["sum", "mean", "dipole"])
+def test_invariant_to_rotation_translation_and_padding(readout):
+    g3dnet, _ = _modules()
+    from boom_kit.pointcloud import random_rotation
+
+    rot = random_rotation(11)
+    torch.manual_seed(0)
+    model = g3dnet.Graphormer3D(embed=16, ffn=16, heads=2, layers=2, num_kernel=8, readout=readout).double().eval()
+    pc = _clouds()
+    moved = _clouds(lambda p: p @ rot.T + np.array([1.0, -2.0, 3.0]))
+    bent = _clouds(lambda p: p + np.array([[0.4, 0, 0]] + [[0, 0, 0]] * (len(p) - 1)))
+    with torch.no_grad():
+        a, b, c = _run(model, pc, [0, 2]), _run(model, moved, [0, 2]), _run(model, bent, [0, 2])
+        alone = _run(model, pc, [2])  # molecule b padded to 5 atoms in the batch, unpadded alone
+    assert torch.allclose(a, b, atol=1e-5), (a, b)  # positions are stored as float32
+    assert torch.allclose(a[1], alone[0], atol=1e-9)
+    assert not torch.allclose(a, c, atol=1e-4)
+    if readout == "dipole":
+        assert (a >= 0).all()
+
+
+def test_missing_geometry_is_flagged_and_rejected_in_batches():
+    pc = _clouds()
+    assert pc.has_geometry.tolist() == [True, False, True]
+    with pytest.raises(ValueError, match="without a geometry"):
+        pc.padded(np.array([0, 1]))
+
+
+def test_readout_follows_property_table():
+    _, main = _modules()
+    from types import SimpleNamespace
+
+    from boom_schema.properties import PROPERTIES
+
+    class Ctx:
+        def __init__(self, prop):
+            self.task = SimpleNamespace(property=prop, readout=PROPERTIES[prop].readout)
+
+        def param(self, name, default=None):
+            return default
+
+    assert [main.choose_readout(Ctx(p)) for p in ("density", "hof", "mu", "alpha", "homo")] == \
+        ["mean", "sum", "dipole", "sum", "mean"]
+
+
+def test_smoke_density(prepared):
+    out = smoke_run("graphormer3d", "density")
+    report = json.loads((out.folder / "model_report.json").read_text())
+    assert report["extra"]["readout"] == "mean" and report["n_parameters"] > 0 and report["best_epoch"] == 1
+
+
+def test_smoke_mu_two_epochs_with_ema(prepared):
+    out = smoke_run("graphormer3d", "mu", sets={"epochs": "2"})
+    report = json.loads((out.folder / "model_report.json").read_text())
+    assert report["extra"]["readout"] == "dipole"
+    assert len(report["extra"]["history"]) == 2 and report["best_epoch"] in (1, 2)
