@@ -18,7 +18,7 @@ RUNNER ?= local
 SET ?=
 ARGS ?=
 
-.PHONY: setup setup-models run matrix report prepare test test-fast bench schema clean-venv help
+.PHONY: setup setup-models run matrix compose docker-base report prepare test test-fast bench schema clean-venv help
 
 help:
 	@echo "make run MODEL=rf PROP=density [SEED=0] [RUNNER=local|docker] [SET='k=v k2=v2']   one benchmark run"
@@ -55,6 +55,19 @@ run: setup $(VENV)/.model-$(MODEL)-stamp
 
 report: setup
 	$(BOOM) report
+
+# every (model, property, seed) the specs support; e.g. make matrix ARGS='--models rf --props density,hof'
+matrix: setup
+	$(BOOM) matrix --runner $(RUNNER) $(ARGS)
+
+# regenerate compose.yaml from models/ (commit it; tests/test_compose.py fails when it is stale)
+compose: setup
+	$(BOOM) compose
+
+# without a registry: a local Debian base image (debootstrap) + offline wheelhouse, then boom-tte/base on it;
+# then run with BOOM_BASE_IMAGE=boom-tte/debian-rootfs:bookworm BOOM_PIP_OFFLINE=1 ... RUNNER=docker
+docker-base: setup
+	$(PY) tests/docker_support.py base
 
 bench: setup
 	$(PY) bench/split_prep.py

@@ -196,7 +196,17 @@ def ensure_base(kind: str = "base", log: Optional[IO[str]] = None, docker_client
             return build(docker_client, repo, repo / "models" / "_base" / "torch.Dockerfile", tag,
                          {"BOOM_BASE": parent}, log)
         args = {"BASE_IMAGE": base_image(), "PIP_OFFLINE": "1" if pip_offline() else "0"}
-        return build(docker_client, repo, repo / "models" / "_base" / "Dockerfile", tag, args, log)
+        if not exists(docker_client, base_image()):
+            _write(log, f"[boom] BASE_IMAGE {base_image()} is not local: the build pulls it. Without a registry, "
+                        "run `python tests/docker_support.py` and set BOOM_BASE_IMAGE=boom-tte/debian-rootfs:bookworm "
+                        "BOOM_PIP_OFFLINE=1\n")
+        try:
+            return build(docker_client, repo, repo / "models" / "_base" / "Dockerfile", tag, args, log)
+        except ImageBuildError as exc:
+            if exists(docker_client, base_image()):
+                raise
+            raise ImageBuildError(f"{exc} (BASE_IMAGE {base_image()} is not available locally; set "
+                                  "BOOM_BASE_IMAGE, see `python tests/docker_support.py`)") from None
 
 
 def ensure_model(entry: ModelEntry, log: Optional[IO[str]] = None, docker_client=None) -> str:

@@ -159,9 +159,9 @@ def heatmap(rows: list[Row], path: Path) -> Optional[Path]:
     for r in rows:
         if r.ok:
             grid[models.index(r.model), tasks.index(_task_label(r))] = _mean_sd([s.ood.rmse for s in r.ok])[0]
+    best = np.array([np.min(col[np.isfinite(col)]) if np.isfinite(col).any() else np.nan for col in grid.T])
     with np.errstate(invalid="ignore", divide="ignore"):
-        best = np.nanmin(np.where(np.isfinite(grid), grid, np.nan), axis=0) if np.isfinite(grid).any() else None
-        norm = grid / best if best is not None else grid
+        norm = grid / best
     fig, ax = plt.subplots(figsize=(1.1 * len(tasks) + 2.5, 0.45 * len(models) + 1.8), dpi=110)
     finite = norm[np.isfinite(norm)]
     vmax = max(2.0, float(finite.max())) if finite.size else 2.0
