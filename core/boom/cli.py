@@ -191,13 +191,33 @@ def models_check(name: str, prop: Optional[str], runner_name: str, no_build: boo
 @click.option("--force", is_flag=True, help="Rerun cells that already succeeded.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any cell failed (default: failures are rows, exit 0).")
 @click.option("--no-report", is_flag=True, help="Do not write the leaderboard at the end.")
+@click.option("--executor", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
+              help="Run cells here, or submit them to Slurm as one job array (settings: ~/.config/boom/slurm.toml).")
+@click.option("--partition", default=None, help="Slurm partition (default: config / BOOM_SLURM_PARTITION).")
+@click.option("--account", default=None, help="Slurm account (default: config / BOOM_SLURM_ACCOUNT).")
+@click.option("--gpus-per-job", type=int, default=None, help="GPUs per Slurm job (default: 1 with --device cuda).")
+@click.option("--time", "time_limit", default=None, help="Slurm time limit per cell, e.g. 04:00:00 (default: spec).")
+@click.option("--max-parallel", type=int, default=None, help="Slurm array tasks running at once.")
+@click.option("--status", "show_status", is_flag=True, help="Slurm: show pending/running/done/failed per cell.")
+@click.option("--cancel", "do_cancel", is_flag=True, help="Slurm: cancel the unfinished submissions of these cells.")
+@click.option("--no-wait", is_flag=True, help="Slurm: submit and return (follow with --status).")
 def matrix_cmd(models_: Optional[str], props: Optional[str], seeds: Optional[str], jobs: int, runner_name: str,
                subset: Optional[int], smoke: bool, device: str, threads: Optional[int], timeout_s: Optional[int],
-               memory_gb: Optional[float], cpus: Optional[float], force: bool, strict: bool, no_report: bool) -> None:
+               memory_gb: Optional[float], cpus: Optional[float], force: bool, strict: bool, no_report: bool,
+               executor: str, partition: Optional[str], account: Optional[str], gpus_per_job: Optional[int],
+               time_limit: Optional[str], max_parallel: Optional[int], show_status: bool, do_cancel: bool,
+               no_wait: bool) -> None:
     """Run every (model, property, seed) the specs support; finished runs are skipped, so reruns resume."""
     from boom import matrix, report
     from boom.runners import select
 
+    if executor == "slurm" or show_status or do_cancel:
+        from boom.slurm.cli import matrix_slurm
+
+        matrix_slurm(models_, props, seeds, runner_name, subset, smoke, device, threads, timeout_s, force, strict,
+                     no_report, partition, account, gpus_per_job, time_limit, max_parallel, show_status, do_cancel,
+                     no_wait, memory_gb)
+        return
     try:
         selected = matrix.cells(matrix.parse_list(models_), matrix.parse_list(props), matrix.parse_seeds(seeds))
         options = {k: v for k, v in {"memory_gb": memory_gb, "cpus": cpus}.items() if v is not None}
