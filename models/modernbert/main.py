@@ -1,0 +1,61 @@
+"""ModernBERT over atom-level SMILES tokens with a regression head, trained from scratch by default.
+
+ModernBERT (rotary positions, GeGLU MLP, pre-norm, alternating global/sliding-window attention) at a
+~40M-parameter shape on a train-only vocabulary (saved as vocab.json).  ``--set pretrained=<folder or
+hub id>`` loads weights AND tokenizer from that one checkpoint (hub ids need network access); missing
+or mis-shaped weights are an error.  Fine-tuning: AdamW with linear warm-up/decay, first-token pooling
+(ModernBERT's default classifier pooling), best-validation weights on a seeded slice of train, bf16
+autocast on GPU only, float32 on CPU.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import boom_kit
+from boom_kit.tokenize import fit_predict_sequence_regressor, fit_tokenizer, load_pretrained, save_vocab
+
+PRETRAINING_HEADS = ("head.", "decoder.", "classifier.")
+
+
+def build(param: Callable[[str, Any], Any], train_smiles: list[str], vocab_path: Any = None) -> tuple[Any, Any, dict]:
+    """(encoder, tokenizer, info): a fresh ModernBERT on a train-only vocabulary, or a pretrained one."""
+    from transformers import ModernBertConfig, ModernBertModel
+
+    max_length = int(param("max_length", 256))
+    source = param("pretrained", None)
+    attn = "sdpa"
+    if source:
+        encoder, tokenizer, dropped = load_pretrained(ModernBertModel, str(source), allowed_unexpected=PRETRAINING_HEADS,
+                                                      attn_implementation=attn)
+        if vocab_path is not None:
+            save_vocab(tokenizer.get_vocab(), vocab_path)
+        return encoder.float(), tokenizer, {"pretrained": str(source), "dropped_head_weights": len(dropped)}
+    tokenizer = fit_tokenizer(train_smiles, vocab_path, model_max_length=max_length)
+    dropout = float(param("dropout", 0.0))
+    config = ModernBertConfig(
+        vocab_size=len(tokenizer), hidden_size=int(param("hidden_size", 512)),
+        intermediate_size=int(param("intermediate_size", 1536)), num_hidden_layers=int(param("num_layers", 12)),
+        num_attention_heads=int(param("num_heads", 8)), max_position_embeddings=max_length,
+        local_attention=int(param("local_attention", 128)), attention_dropout=dropout, mlp_dropout=dropout,
+        embedding_dropout=dropout, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
+        cls_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, sep_token_id=tokenizer.sep_token_id,
+    )
+    config._attn_implementation = attn
+    return ModernBertModel(config), tokenizer, {"pretrained": None}
+
+
+def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
+    encoder, tokenizer, info = build(ctx.param, ctx.train["smiles"].tolist(), ctx.artefact("vocab.json"))
+    if info["pretrained"]:
+        ctx.note(f"encoder and tokenizer loaded from {info['pretrained']} ({info['dropped_head_weights']} pretraining-head weights dropped)")
+    return fit_predict_sequence_regressor(
+        ctx, encoder, tokenizer, encoder.config.hidden_size, pooling=ctx.param("pooling", "cls"),
+        lr=float(ctx.param("lr", 5e-5)), batch_size=int(ctx.param("batch_size", 32)),
+        epochs=int(ctx.param("epochs", 10)), max_length=int(ctx.param("max_length", 256)),
+        weight_decay=float(ctx.param("weight_decay", 0.01)), warmup=float(ctx.param("warmup", 0.1)),
+        dropout=float(ctx.param("head_dropout", 0.1)), extra=info,
+    )
+
+
+if __name__ == "__main__":
+    boom_kit.run(fit_predict, packages=["transformers", "tokenizers"])
