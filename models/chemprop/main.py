@@ -67,6 +67,26 @@ def _build(ctx: boom_kit.Context):
     )
 
 
+def _epoch_logger():
+    """One line per epoch in the run log (lightning's progress bar and logger are off)."""
+    import time
+
+    import lightning.pytorch as pl
+
+    class EpochLog(pl.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            self.started = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, pl_module):  # runs after the epoch's validation
+            m = trainer.callback_metrics
+            train = m.get("train_loss_epoch", m.get("train_loss"))
+            print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} "
+                  f"train_loss {float(train) if train is not None else float('nan'):.4f} "
+                  f"val_loss {float(m.get('val_loss', float('nan'))):.4f} ({time.perf_counter() - self.started:.1f} s)", flush=True)
+
+    return EpochLog()
+
+
 def _train_member(ctx, seed, train_set, val_set, test_set, ckpt_dir: Path):
     """Train one member; returns (scaled test predictions, n_parameters, epochs, best_epoch)."""
     import lightning.pytorch as pl
@@ -85,7 +105,7 @@ def _train_member(ctx, seed, train_set, val_set, test_set, ckpt_dir: Path):
     epochs = int(ctx.param("epochs", 30))
     trainer = pl.Trainer(
         accelerator="gpu" if gpu else "cpu", devices=1, max_epochs=epochs,
-        logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[checkpoint],
+        logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[checkpoint, _epoch_logger()],
         deterministic="warn" if gpu else True,  # scatter-add on CUDA has no deterministic kernel
         num_sanity_val_steps=0,
     )
