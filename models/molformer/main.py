@@ -1,0 +1,53 @@
+"""MoLFormer: rotary + linear-attention encoder over SMILES, regression head on the mean-pooled encoding.
+
+The encoder (``molformer_model.py``, plain torch) follows MoLFormer-XL's architecture: 12 post-norm
+layers, hidden 768, 12 heads, linear attention with 32 orthogonal random ReLU features after rotary
+position embeddings.  From scratch by default on a train-only atom-level vocabulary (vocab.json);
+``--set pretrained=<folder>`` loads weights AND tokenizer saved by ``MolformerModel.save_pretrained``
+(IBM's hub checkpoints use other weight names and fail loudly).  Fine-tuning: AdamW with linear
+warm-up/decay, mean pooling over real tokens, best-validation weights on a seeded slice of train,
+bf16 autocast on GPU only.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import boom_kit
+from boom_kit.tokenize import fit_predict_sequence_regressor, fit_tokenizer, load_pretrained, save_vocab
+from molformer_model import MolformerConfig, MolformerModel
+
+
+def build(param: Callable[[str, Any], Any], train_smiles: list[str], vocab_path: Any = None) -> tuple[Any, Any, dict]:
+    """(encoder, tokenizer, info): a fresh MoLFormer on a train-only vocabulary, or a saved one."""
+    source = param("pretrained", None)
+    if source:
+        encoder, tokenizer, _ = load_pretrained(MolformerModel, str(source))
+        if vocab_path is not None:
+            save_vocab(tokenizer.get_vocab(), vocab_path)
+        return encoder.float(), tokenizer, {"pretrained": str(source)}
+    tokenizer = fit_tokenizer(train_smiles, vocab_path, model_max_length=int(param("max_length", 202)))
+    config = MolformerConfig(
+        vocab_size=len(tokenizer), hidden_size=int(param("hidden_size", 768)), num_hidden_layers=int(param("num_layers", 12)),
+        num_attention_heads=int(param("num_heads", 12)), intermediate_size=int(param("intermediate_size", 768)),
+        num_random_features=int(param("num_random_features", 32)),
+        embedding_dropout_prob=float(param("embedding_dropout", 0.2)), hidden_dropout_prob=float(param("dropout", 0.1)),
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return MolformerModel(config), tokenizer, {"pretrained": None}
+
+
+def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
+    encoder, tokenizer, info = build(ctx.param, ctx.train["smiles"].tolist(), ctx.artefact("vocab.json"))
+    if info["pretrained"]:
+        ctx.note(f"encoder and tokenizer loaded from {info['pretrained']}")
+    return fit_predict_sequence_regressor(
+        ctx, encoder, tokenizer, encoder.config.hidden_size, pooling="mean",
+        lr=float(ctx.param("lr", 3e-5)), batch_size=int(ctx.param("batch_size", 128)),
+        epochs=int(ctx.param("epochs", 50)), max_length=int(ctx.param("max_length", 202)),
+        weight_decay=float(ctx.param("weight_decay", 0.01)), warmup=float(ctx.param("warmup", 0.05)),
+        dropout=float(ctx.param("dropout", 0.1)), extra=info,
+    )
+
+
+if __name__ == "__main__":
+    boom_kit.run(fit_predict, packages=["transformers", "tokenizers"])

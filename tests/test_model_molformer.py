@@ -1,0 +1,112 @@
+"""MoLFormer: CPU smoke runs, the linear attention's padding/eval behaviour, strict checkpoint loading."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+import torch
+
+try:
+    from tests.conftest import REPO, smoke_run
+except ImportError:  # run from inside tests/
+    from conftest import REPO, smoke_run
+
+FOLDER = REPO / "models" / "molformer"
+TRAIN_SMILES = ["CCO", "c1ccccc1N(=O)=O", "CC[N+](=O)[O-]", "C#N", "OC1CC1F", "c1cc[nH]c1"]
+
+
+def _main():
+    if str(FOLDER) not in sys.path:
+        sys.path.insert(0, str(FOLDER))
+    spec = importlib.util.spec_from_file_location("molformer_main", FOLDER / "main.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tiny(hidden=32, vocab=20, layers=2):
+    _main()
+    from molformer_model import MolformerConfig, MolformerModel
+
+    torch.manual_seed(1)
+    return MolformerModel(MolformerConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
+                                          num_attention_heads=2, intermediate_size=32, num_random_features=8))
+
+
+def _param(values):
+    return lambda name, default=None: values.get(name, default)
+
+
+def _checkpoint(folder, hidden=32):
+    from boom_kit.tokenize import build_vocab, make_tokenizer
+
+    tok = make_tokenizer(build_vocab(TRAIN_SMILES))
+    model = _tiny(hidden=hidden, vocab=len(tok))
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return model, tok
+
+
+def test_padding_does_not_change_real_tokens_and_eval_is_deterministic():
+    model = _tiny().eval()
+    ids = torch.randint(5, 20, (2, 9))
+    mask = torch.ones(2, 9, dtype=torch.long)
+    mask[1, 6:] = 0
+    out = model(ids, mask).last_hidden_state
+    ids2 = ids.clone()
+    ids2[1, 6:] = 0
+    out2 = model(ids2, mask).last_hidden_state
+    assert torch.allclose(out[1, :6], out2[1, :6], atol=1e-5)
+    short = model(ids[1:, :6], mask[1:, :6]).last_hidden_state
+    assert torch.allclose(out[1, :6], short[0], atol=1e-5)
+    assert torch.equal(model(ids, mask).last_hidden_state, out)
+    # training redraws the random features; positions matter (rotary)
+    before = model.layers[0].attention.feature_map.clone()
+    model.train()
+    model(ids, mask)
+    assert not torch.equal(before, model.layers[0].attention.feature_map)
+    model.eval()
+    perm = model(ids[:, torch.tensor([1, 0, 2, 3, 4, 5, 6, 7, 8])], mask).last_hidden_state
+    assert not torch.allclose(perm[0, 2:], model(ids, mask).last_hidden_state[0, 2:], atol=1e-4)
+
+
+def test_checkpoint_loads_exactly_and_mismatches_fail(tmp_path):
+    from boom_kit.tokenize import CheckpointError
+
+    saved, tok = _checkpoint(tmp_path / "ckpt")
+    encoder, tokenizer, info = _main().build(_param({"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
+    assert info["pretrained"] == str(tmp_path / "ckpt")
+    ref = saved.state_dict()
+    assert set(encoder.state_dict()) == set(ref)
+    for k, v in encoder.state_dict().items():
+        assert torch.equal(v, ref[k]), k
+    assert tokenizer.get_vocab() == tok.get_vocab()
+    _checkpoint(tmp_path / "wide", hidden=48)
+    (tmp_path / "ckpt" / "model.safetensors").write_bytes((tmp_path / "wide" / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError):
+        _main().build(_param({"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
+    from safetensors.torch import load_file, save_file
+
+    _checkpoint(tmp_path / "short")
+    w = load_file(tmp_path / "short" / "model.safetensors")
+    save_file({k: v for k, v in w.items() if not k.startswith("layers.1.")}, tmp_path / "short" / "model.safetensors",
+              metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="missing"):
+        _main().build(_param({"pretrained": str(tmp_path / "short")}), ["CCC"])
+
+
+def test_default_shape_is_molformer_xl():
+    encoder, _, _ = _main().build(_param({}), TRAIN_SMILES)
+    assert len(encoder.layers) == 12 and encoder.config.hidden_size == 768
+    assert encoder.layers[0].attention.feature_map.shape == (64, 32)
+
+
+def test_smoke_density(prepared):
+    smoke_run("molformer", "density")
+
+
+def test_smoke_qm9_from_checkpoint(prepared, tmp_path):
+    _checkpoint(tmp_path / "ckpt")
+    outcome = smoke_run("molformer", "alpha", sets={"pretrained": str(tmp_path / "ckpt")})
+    assert "loaded from" in (outcome.folder / "log.txt").read_text()
