@@ -89,6 +89,28 @@ def test_job_script_runs_the_local_command(tmp_path):
     assert "boom.cli" in run
 
 
+def test_apptainer_command_follows_the_documented_cli(tmp_path):
+    """Command construction only: Apptainer itself is not installed on these machines."""
+    from boom_schema import Task
+    from boom import registry
+    from boom.runners.apptainer import ApptainerRunner, sif_name
+
+    assert sif_name("boom-tte/rf:0123456789ab") == "rf-0123456789ab.sif"
+    entry = registry.get("rf")
+    task = Task(run_id="r", model="rf", dataset="10k_csd", property="density", unit="g/cm^3", readout="mean",
+                input_dir=str(tmp_path / "in"), output_dir=str(tmp_path / "run"), seed=0,
+                hyperparameters={}, device="cuda", threads=2, time_budget_s=60, subset=None)
+    runner = ApptainerRunner(executable="apptainer", images=tmp_path / "sif")
+    view = runner.task_view(task)
+    assert (view.input_dir, view.output_dir) == ("/task/input", "/task/output")
+    cmd = runner.command(entry, task, tmp_path / "run", tmp_path / "sif" / "rf-x.sif")
+    assert cmd[:4] == ["apptainer", "exec", "--containall", "--cleanenv"]
+    assert f"{(tmp_path / 'in').resolve()}:/task/input:ro" in cmd and "--nv" in cmd and "OMP_NUM_THREADS=2" in cmd
+    assert cmd[-4:] == [str(tmp_path / "sif" / "rf-x.sif"), "python", "main.py", "/task/output/task.json"]
+    ex = runner.execute(entry, task, tmp_path / "run", tmp_path / "log.txt", 60)
+    assert ex.error and "apptainer build" in ex.error and "docker-daemon://boom-tte/rf:" in ex.error
+
+
 # --------------------------------------------------------------------------------------------------
 # With a real single-node Slurm
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,114 @@
+"""Apptainer (Singularity) runner: the model's Docker image, converted to a SIF, run with ``apptainer exec``.
+
+BUILT AGAINST THE DOCUMENTED CLI, NOT TESTED HERE: no machine of this project has Apptainer.  The command
+is ``apptainer exec --containall --cleanenv --bind IN:/task/input:ro --bind RUN:/task/output
+--pwd /opt/boom/models/NAME [--nv] --env OMP_NUM_THREADS=T ... IMAGE.sif python ENTRYPOINT
+/task/output/task.json`` (Apptainer 1.x; ``singularity`` 3.x takes the same options).  Only the command
+construction is unit-tested.
+
+Images: ``<images dir>/<name>-<12 hex>.sif`` for the Docker tag ``boom-tte/<name>:<12 hex>``
+(``boom.images.model_tag``), the images dir being ``$BOOM_APPTAINER_IMAGES`` or ``<BOOM_HOME>/images``.
+Convert on a machine with Docker: ``apptainer build rf-<hash>.sif docker-daemon://boom-tte/rf:<hash>``
+(or ``docker save`` + ``apptainer build ... docker-archive://rf.tar`` where the HPC side has no daemon).
+A missing SIF is a failed run whose reason is that build command.
+
+Differences from the Docker runner: Apptainer runs as the invoking user (no uid switch); there is no
+memory/CPU limit of its own (Slurm's allocation is the limit); ``--containall`` isolates PID/IPC and the
+home folder but the network stays the host's unless the site allows ``--net --network none``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Optional
+
+from boom_schema import Task
+from boom import paths
+from boom.registry import ModelEntry
+from boom.runners.base import Execution
+
+INPUT_MOUNT = "/task/input"
+OUTPUT_MOUNT = "/task/output"
+_POLL_S = 0.2
+
+
+def images_dir() -> Path:
+    env = os.environ.get("BOOM_APPTAINER_IMAGES")
+    return Path(env).expanduser().resolve() if env else paths.repo_root() / "images"
+
+
+def sif_name(tag: str) -> str:
+    """``boom-tte/rf:0123456789ab`` -> ``rf-0123456789ab.sif``."""
+    repo, _, version = tag.rpartition(":")
+    return f"{repo.rsplit('/', 1)[-1]}-{version}.sif"
+
+
+class ApptainerRunner:
+    name = "apptainer"
+
+    def __init__(self, executable: Optional[str] = None, images: Optional[Path] = None) -> None:
+        self.executable = executable or os.environ.get("BOOM_APPTAINER") or shutil.which("apptainer") \
+            or shutil.which("singularity")
+        self.images = Path(images) if images else images_dir()
+
+    def task_view(self, task: Task) -> Task:
+        return task.model_copy(update={"input_dir": INPUT_MOUNT, "output_dir": OUTPUT_MOUNT})
+
+    def image_for(self, entry: ModelEntry) -> tuple[str, Path]:
+        from boom import images
+
+        tag = images.model_tag(entry)
+        return tag, self.images / sif_name(tag)
+
+    def command(self, entry: ModelEntry, task: Task, run_dir: Path, sif: Path) -> list[str]:
+        threads = str(task.threads)
+        cmd = [self.executable or "apptainer", "exec", "--containall", "--cleanenv",
+               "--bind", f"{Path(task.input_dir).resolve()}:{INPUT_MOUNT}:ro",
+               "--bind", f"{run_dir.resolve()}:{OUTPUT_MOUNT}",
+               "--pwd", f"/opt/boom/models/{entry.name}"]
+        if task.device == "cuda":
+            cmd.append("--nv")
+        for key, value in (("OMP_NUM_THREADS", threads), ("MKL_NUM_THREADS", threads),
+                           ("OPENBLAS_NUM_THREADS", threads), ("PYTHONUNBUFFERED", "1"), ("MPLBACKEND", "Agg"),
+                           ("HOME", "/tmp"), ("MPLCONFIGDIR", "/tmp/matplotlib")):
+            cmd += ["--env", f"{key}={value}"]
+        return cmd + [str(sif), "python", entry.spec.entrypoint, f"{OUTPUT_MOUNT}/task.json"]
+
+    def execute(self, entry: ModelEntry, task: Task, run_dir: Path, log_path: Path, timeout_s: int) -> Execution:
+        tag, sif = self.image_for(entry)
+        if not self.executable:
+            return Execution(returncode=None, timed_out=False, wall_s=0.0,
+                             error="apptainer (or singularity) not found on PATH; set BOOM_APPTAINER")
+        if not sif.exists():
+            return Execution(returncode=None, timed_out=False, wall_s=0.0,
+                             error=f"no Apptainer image {sif}: build it with `apptainer build {sif} docker-daemon://{tag}`")
+        cmd = self.command(entry, task, run_dir, sif)
+        started = time.perf_counter()
+        timed_out = False
+        with open(log_path, "ab") as log:
+            log.write(("[boom] " + " ".join(cmd) + "\n").encode())
+            log.flush()
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.perf_counter() - started > timeout_s:
+                    timed_out = True
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    pid, status, usage = os.wait4(proc.pid, 0)
+                    break
+                time.sleep(_POLL_S)
+        code = os.waitstatus_to_exitcode(status)
+        proc.returncode = code
+        return Execution(returncode=code, timed_out=timed_out, wall_s=time.perf_counter() - started,
+                         peak_memory_mb=usage.ru_maxrss / 1024.0,
+                         oom_killed=(code == -signal.SIGKILL and not timed_out))
