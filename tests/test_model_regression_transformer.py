@@ -1,0 +1,114 @@
+"""Regression Transformer: number encoding, no target leakage, strict checkpoint loading, CPU smoke runs."""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+try:
+    from tests.conftest import REPO, smoke_run
+except ImportError:  # run from inside tests/
+    from conftest import REPO, smoke_run
+
+SMILES = ["CCO", "c1ccccc1N(=O)=O", "CC[N+](=O)[O-]", "C#N", "OC1CC1F", "c1cc[nH]c1"]
+
+
+def _main():
+    spec = importlib.util.spec_from_file_location("rt_main", REPO / "models" / "regression-transformer" / "main.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _param(values):
+    return lambda name, default=None: values.get(name, default)
+
+
+def test_number_tokens_round_trip():
+    m = _main()
+    values = np.array([0.0, 1.234, -1.234, 3.0005, -0.0004, 9.9994, -12.0, 0.5])
+    toks = [m.number_tokens(v) for v in values]
+    assert toks[1] == ["_+_", "_1_0_", "_._", "_2_-1_", "_3_-2_", "_4_-3_"]
+    assert toks[4][0] == "_+_"  # -0.0004 rounds to +0.000
+    classes = []
+    for t in toks:
+        sign = m.SIGNS.index(t[0])
+        digits = [m.DIGITS[p].index(tok) for p, tok in zip(m.PLACES, [t[1], t[3], t[4], t[5]])]
+        classes.append([sign, *digits])
+    decoded = m.decode(np.array(classes))
+    expected = np.clip(np.round(values, 3), -m.ZMAX, m.ZMAX)
+    expected[4] = 0.0
+    assert np.allclose(decoded, expected, atol=1e-9)
+
+
+def test_selfies_cover_the_nitro_groups():
+    m = _main()
+    out = m.to_selfies(["CC(C)OC(=O)c1ccc(cc1)N(=O)=O", "C[N+](=O)[O-]", "c1cc[nH]c1"])
+    assert all(s is not None for s in out) and "[O-1]" in out[1]
+
+
+def test_targets_never_leak_into_the_input():
+    m = _main()
+    selfies = m.to_selfies(SMILES)
+    _, tokenizer, _ = m.build(_param({"num_layers": 1, "d_model": 16, "num_heads": 2, "d_inner": 16}), selfies)
+    z = np.array([1.234, -0.5, 2.0, 0.0, -3.21, 0.7])
+    ids, att, cls_idx, _ = m.encode(tokenizer, selfies, z, 64)
+    mask_id = tokenizer.mask_token_id
+    for k in m.NUMERIC_SLOTS:
+        assert (ids[:, k] == mask_id).all()
+    # the same rows without targets encode identically: the input does not depend on y
+    ids2, att2, _, _ = m.encode(tokenizer, selfies, None, 64)
+    assert torch.equal(ids, ids2) and torch.equal(att, att2)
+    assert m.decode(cls_idx.numpy())[0] == pytest.approx(1.234) and m.decode(cls_idx.numpy())[4] == pytest.approx(-3.21)
+    assert tokenizer.decode(ids[0, m.PREFIX:][att[0, m.PREFIX:] == 1], skip_special_tokens=True) == selfies[0]
+
+
+def _checkpoint(folder, d_model=32):
+    from transformers import XLNetConfig, XLNetLMHeadModel
+
+    from boom_kit.tokenize import fit_tokenizer
+
+    m = _main()
+
+    tok = fit_tokenizer(m.to_selfies(SMILES), extra_tokens=m.PROPERTY_TOKENS)
+    config = XLNetConfig(vocab_size=len(tok), d_model=d_model, n_layer=2, n_head=2, d_inner=32, mem_len=None,
+                         pad_token_id=tok.pad_token_id)
+    torch.manual_seed(3)
+    model = XLNetLMHeadModel(config)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return model, tok
+
+
+def test_checkpoint_loads_exactly_and_mismatches_fail(tmp_path):
+    from boom_kit.tokenize import CheckpointError, build_vocab, make_tokenizer
+
+    m = _main()
+    saved, tok = _checkpoint(tmp_path / "ckpt")
+    model, tokenizer, info = m.build(_param({"pretrained": str(tmp_path / "ckpt")}), [])
+    ref = saved.state_dict()
+    assert set(model.state_dict()) == set(ref)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, ref[k]), k
+    assert tokenizer.get_vocab() == tok.get_vocab()
+    # a tokenizer without the property tokens cannot be used
+    make_tokenizer(build_vocab(["[C][O]"])).save_pretrained(tmp_path / "ckpt")
+    with pytest.raises(CheckpointError, match="property tokens"):
+        m.build(_param({"pretrained": str(tmp_path / "ckpt")}), [])
+    _checkpoint(tmp_path / "a")
+    _checkpoint(tmp_path / "b", d_model=48)
+    (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError):
+        m.build(_param({"pretrained": str(tmp_path / "a")}), [])
+
+
+def test_smoke_density(prepared):
+    smoke_run("regression-transformer", "density")
+
+
+def test_smoke_qm9_from_checkpoint(prepared, tmp_path):
+    _checkpoint(tmp_path / "ckpt")
+    outcome = smoke_run("regression-transformer", "lumo", sets={"pretrained": str(tmp_path / "ckpt")})
+    assert "loaded from" in (outcome.folder / "log.txt").read_text()
