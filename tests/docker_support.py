@@ -9,7 +9,8 @@ No registry can be pulled from on the test machines, so the Docker tests build e
 3. ``boom-tte/base:<content hash>`` through ``boom.images`` (skipped when that tag exists), so CI rebuilds
    the base only when its definition, the schema, the kit or the constraints change.
 
-Usable as a script too: ``python tests/docker_support.py`` builds whatever is missing and prints the tags.
+Usable as a script too: ``python tests/docker_support.py [base|base-torch|orchestrator]`` builds what is
+missing and prints the tags.
 """
 from __future__ import annotations
 
@@ -83,22 +84,22 @@ def ensure_rootfs_image() -> str:
     return ROOTFS_TAG
 
 
-def fill_wheelhouse(*requirement_files: Path) -> Path:
-    """Download the wheels of the given requirement files (pinned by the constraints) into models/_base/wheels."""
+def fill_wheelhouse(*requirement_files: Path, dest: Path = WHEELS) -> Path:
+    """Download the wheels of the given requirement files (pinned by the constraints) into ``dest``."""
     files = requirement_files or (REPO / "models" / "_base" / "requirements.txt",)
-    WHEELS.mkdir(parents=True, exist_ok=True)
+    dest.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
-            "-d", str(WHEELS), "-c", str(REPO / "requirements" / "constraints.txt")]
+            "-d", str(dest), "-c", str(REPO / "requirements" / "constraints.txt")]
     for f in files:
         args += ["-r", str(f)]
     env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "PIP_NO_INDEX")}
-    stamp = WHEELS / (".done-" + "-".join(f.name for f in files))
+    stamp = dest / (".done-" + "-".join(f.name for f in files))
     key = "".join(Path(f).read_text() for f in files) + (REPO / "requirements" / "constraints.txt").read_text()
     if stamp.exists() and stamp.read_text() == key:
-        return WHEELS
+        return dest
     subprocess.run(args, check=True, env=env)
     stamp.write_text(key)
-    return WHEELS
+    return dest
 
 
 def configure_env() -> None:
@@ -107,8 +108,28 @@ def configure_env() -> None:
     os.environ.setdefault("BOOM_PIP_OFFLINE", "1")
 
 
+def ensure_orchestrator_image() -> str:
+    """boom-tte/orchestrator:latest for compose (not content-tagged: compose builds it too)."""
+    base = ensure_base_image("base")
+    orch = fill_wheelhouse(REPO / "models" / "_base" / "orchestrator-requirements.txt",
+                           dest=REPO / "models" / "_base" / "wheels-orchestrator")
+    # what the base already has need not be in the orchestrator's wheelhouse
+    have = {p.name for p in WHEELS.glob("*.whl")}
+    for p in orch.glob("*.whl"):
+        if p.name in have:
+            p.unlink()
+    from boom import images
+
+    c = images.client()
+    c.images.get(base).tag("boom-tte/base", "latest")
+    return images.build(c, REPO, REPO / "models" / "_base" / "orchestrator.Dockerfile", "boom-tte/orchestrator:latest",
+                        {"BOOM_BASE": base}, sys.stderr, latest=False)
+
+
 def ensure_base_image(kind: str = "base") -> str:
     """The content-hash tagged base image, built only when missing."""
+    if kind == "orchestrator":
+        return ensure_orchestrator_image()
     ensure_rootfs_image()
     fill_wheelhouse()
     if kind == "base-torch":

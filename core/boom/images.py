@@ -66,8 +66,9 @@ def base_hash(kind: str = "base") -> str:
     if kind not in BASE_KINDS:
         raise ValueError(f"unknown base image kind {kind!r}; expected one of {BASE_KINDS}")
     repo = paths.repo_root()
+    base_dir = repo / "models" / "_base"
     parts = {
-        "base": _files_hash(repo / "models" / "_base", exclude=("wheels", ".gitignore")),
+        "base": {f: sha256_file(base_dir / f) for f in ("Dockerfile", "requirements.txt")},
         "schema": _files_hash(repo / "schema" / "boom_schema"),
         "schema_pyproject": sha256_file(repo / "schema" / "pyproject.toml"),
         "kit": _files_hash(repo / "models" / "_kit" / "boom_kit"),
@@ -78,7 +79,7 @@ def base_hash(kind: str = "base") -> str:
     }
     h = sha256_json(parts)
     if kind == "base-torch":
-        h = sha256_json({"base": h, "torch": "torch"})
+        h = sha256_json({"base": h, **{f: sha256_file(base_dir / f) for f in ("torch.Dockerfile", "torch-requirements.txt")}})
     return h[:12]
 
 
