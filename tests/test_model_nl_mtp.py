@@ -76,7 +76,11 @@ def test_smoke(prepared, prop):
     if policy["psi_hat"] is not None:
         lo, hi = policy["psi_ci95"]
         assert lo <= policy["psi_hat"] <= hi
-    for key in ("psi_hat", "contrast_id", "contrast_ood", "share_outside_support", "alpha_median"):
+        lo, hi = policy["dr_effect_ci95"]
+        assert lo <= policy["dr_effect"] <= hi
+        if policy["psi_n_units"] == policy["psi_n_val"]:  # every validation molecule in support
+            assert policy["psi_hat"] - policy["dr_effect"] == pytest.approx(policy["mean_y_val"], abs=1e-6)
+    for key in ("psi_hat", "dr_effect", "contrast_id", "contrast_ood", "share_outside_support", "alpha_median"):
         assert key in report["extra"]
     assert report["n_parameters"] > 0 and report["best_epoch"] == 1
 

@@ -210,7 +210,8 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     policy["config"] = {k: ctx.param(k) for k in ctx.task.hyperparameters}
     ctx.artefact("policy.json").write_text(json.dumps(policy, indent=2))
     plots(ctx, te["mw"], test_out, y_scaler.std, threshold)
-    extra = {k: policy[k] for k in ("psi_hat", "psi_ci95", "contrast_id", "contrast_ood", "share_outside_support")}
+    extra = {k: policy[k] for k in ("psi_hat", "psi_ci95", "dr_effect", "dr_effect_ci95", "contrast_id",
+                                    "contrast_ood", "share_outside_support")}
     extra |= {"alpha_median": policy["alpha"]["test"].get("q50"), "support_median": policy["support"]["test"].get("q50"),
               "lor_layers": model.lor_layers, "best_val_rmse_scaled": result.best_val_rmse}
     return boom_kit.Output(y_pred=y_scaler.inverse(test_out["m_obs"]), n_parameters=torch_loop.count_parameters(model),
@@ -228,13 +229,13 @@ def policy_summary(ctx, y_scaler, val_out, test_out, y_val, psi_learned, delta_d
     y_tilde = y_scaler.inverse(pseudo_outcome(t(val_out["m_pol"]), t(val_out["m_obs"]), t(y_val), t(val_out["w"])).numpy())
     keep = val_out["s"] >= threshold
     n_boot = int(ctx.param("bootstrap", 1000))
-    psi_hat, ci = None, [None, None]  # JSON null when no molecule is in support
+    psi_hat, ci, effect, effect_ci = None, [None, None], None, [None, None]  # JSON null when none in support
     if keep.any():
-        units = y_tilde[keep]
-        psi_hat = float(units.mean())
-        rng = np.random.default_rng(ctx.seed)
-        boots = units[rng.integers(0, len(units), size=(n_boot, len(units)))].mean(axis=1)
-        ci = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
+        units, gain = y_tilde[keep], (y_tilde - y_scaler.inverse(y_val))[keep]  # gain: y~ - y, paired
+        psi_hat, effect = float(units.mean()), float(gain.mean())
+        draws = np.random.default_rng(ctx.seed).integers(0, len(units), size=(n_boot, len(units)))
+        ci = [float(v) for v in np.percentile(units[draws].mean(axis=1), [2.5, 97.5])]
+        effect_ci = [float(v) for v in np.percentile(gain[draws].mean(axis=1), [2.5, 97.5])]
     else:
         ctx.note("no validation molecule passes the support gate: psi-hat undefined")
     split = ctx.test["split"].to_numpy()
@@ -245,6 +246,7 @@ def policy_summary(ctx, y_scaler, val_out, test_out, y_val, psi_learned, delta_d
         "policy": f"do(W += {delta_da} Da), W = exact molecular weight",
         "psi_hat": psi_hat, "psi_ci95": ci, "psi_n_units": int(keep.sum()), "psi_n_val": int(len(keep)),
         "psi_bootstrap": {"n": n_boot, "seed": ctx.seed, "data": "validation slice of train (not fitted)"},
+        "dr_effect": effect, "dr_effect_ci95": effect_ci,  # psi-hat minus the mean observed y, same units
         "psi_learned": float(y_scaler.inverse(np.array([psi_learned]))[0]),
         "mean_y_val": float(y_scaler.inverse(y_val).mean()),
         "plug_in_mean_m_pol_val": float(y_scaler.inverse(val_out["m_pol"]).mean()),
