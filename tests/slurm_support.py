@@ -31,6 +31,17 @@ def missing_tools() -> list[str]:
     return [t for t in REQUIRED if shutil.which(t, path=paths) is None]
 
 
+def ensure_packages() -> None:
+    """Install slurm-wlm and munge with apt-get when they are missing (root on Debian/Ubuntu only)."""
+    if not missing_tools() or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for args in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "slurm-wlm", "munge"]):
+        r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=900)
+        if r.returncode != 0:
+            raise SlurmUnavailable(f"{' '.join(args)} failed: {(r.stderr or r.stdout).strip()[-500:]}")
+
+
 def _which(tool: str) -> str:
     found = shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if not found:
@@ -131,8 +142,11 @@ def _read_pid(path: Path, timeout: float = 20.0) -> int:
     raise SlurmUnavailable(f"daemon did not write {path}")
 
 
-def start(root: Path, timeout_s: float = 90.0) -> LocalSlurm:
-    """Start a one-node cluster under ``root``; raises SlurmUnavailable with the logs when it cannot."""
+def start(root: Path, timeout_s: float = 90.0, install: bool = False) -> LocalSlurm:
+    """Start a one-node cluster under ``root``; raises SlurmUnavailable with the logs when it cannot.
+    With ``install``, missing packages are first installed with apt-get (as root)."""
+    if install:
+        ensure_packages()
     missing = missing_tools()
     if missing:
         raise SlurmUnavailable(f"missing {', '.join(missing)} (apt-get install -y slurm-wlm munge)")

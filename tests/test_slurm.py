@@ -89,6 +89,38 @@ def test_job_script_runs_the_local_command(tmp_path):
     assert "boom.cli" in run
 
 
+def test_slurm_kills_become_failed_records_and_lost_jobs_do_not(tmp_path, monkeypatch):
+    """States this machine's Slurm cannot produce (OOM, node failure, preemption), fed to the watcher."""
+    from boom import results
+    from boom.slurm import watch
+    from boom.slurm.submit import Submission, SubmittedCell
+
+    root = tmp_path / "results"
+    monkeypatch.setenv("BOOM_RESULTS_DIR", str(root))
+    cells = [SubmittedCell(i, "rf", "density", i, f"rid{i}", str(root / "10k_csd" / "density" / "rf" / f"rid{i}"),
+                           "10k_csd", {"n_estimators": 20}, "n40", {"train": "abc"}) for i in range(5)]
+    (tmp_path / "sub").mkdir()
+    sub = Submission("sid", tmp_path / "sub", "7", cells, "local", "cpu", "2026-01-01T00:00:00+00:00")
+    sub.save()
+    T = commands.TaskState
+    known = {0: T(0, "OUT_OF_MEMORY", exit_code="0:125", elapsed="00:00:10", job_id="7_0"),
+             1: T(1, "NODE_FAIL", elapsed="00:01:00", job_id="7_1"), 2: T(2, "PREEMPTED", job_id="7_2"),
+             3: T(3, "RUNNING", reason="None", job_id="7_3")}
+    monkeypatch.setattr(commands, "task_states", lambda job: known)
+    got = watch.states(sub)
+    assert [c.state for c in got] == ["failed", "failed", "failed", "running", "unknown"]
+    for i, word in enumerate(["OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED"]):
+        rec = results.read_record(Path(cells[i].folder))
+        assert rec.status.value == "failed" and f"slurm job 7_{i}: {word}" in rec.reason and rec.runner == "slurm+local"
+        assert rec.data_sha256 == {"train": "abc"} and rec.hyperparameters == {"n_estimators": 20}
+    assert results.read_record(Path(cells[0].folder)).wall_s == 10.0
+    assert results.read_record(Path(cells[3].folder)) is None
+    monkeypatch.setattr(commands, "task_states", lambda job: {})  # purged, no accounting
+    got = watch.states(sub)
+    assert [c.state for c in got] == ["failed", "failed", "failed", "lost", "lost"]
+    assert results.read_record(Path(cells[3].folder)) is None and sub.finished_at is None
+
+
 def test_apptainer_command_follows_the_documented_cli(tmp_path):
     """Command construction only: Apptainer itself is not installed on these machines."""
     from boom_schema import Task
@@ -120,7 +152,7 @@ def cluster(tmp_path_factory):
     from tests import slurm_support
 
     try:
-        c = slurm_support.start(tmp_path_factory.mktemp("slurm"))
+        c = slurm_support.start(tmp_path_factory.mktemp("slurm"), install=IN_CI)
     except slurm_support.SlurmUnavailable as exc:
         if IN_CI:
             pytest.fail(f"CI=true but a local Slurm could not be started: {exc}")
@@ -174,7 +206,7 @@ def test_matrix_on_slurm_equals_local_executor(cluster, prepared, timeout_submis
                                   echo=lambda s: None)
     assert all(r.status == "ok" for r in local), [r.reason for r in local]
 
-    final = slurm.watch([sub], poll_s=2.0, timeout_s=900)
+    final = slurm.follow([sub], poll_s=2.0, timeout_s=900)
     assert [cs.state for cs in final] == ["done"] * 4, [cs.reason for cs in final]
     for cs in final:
         assert cs.record.status.value == "ok" and cs.record.runner == "local"
@@ -241,7 +273,7 @@ def test_cancel_and_resubmit_retries_only_failed(cluster, prepared):
 def test_time_limit_becomes_failed_record_with_slurms_reason(cluster, timeout_submission):
     from boom import report, results, slurm
 
-    final = slurm.watch([timeout_submission], poll_s=2.0, timeout_s=300)
+    final = slurm.follow([timeout_submission], poll_s=2.0, timeout_s=300)
     (cs,) = final
     assert cs.state == "failed", cs.reason
     rec = results.read_record(Path(cs.cell.folder))

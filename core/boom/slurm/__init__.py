@@ -12,10 +12,11 @@ from typing import Callable, Mapping, Optional, Sequence
 from boom.matrix import Cell, CellResult
 from boom.slurm.config import SlurmConfig, load as load_config
 from boom.slurm.submit import Submission, all_submissions, prepare_cells, submit
-from boom.slurm.watch import cancel, latest_states, status_table, states, to_result, watch
+from boom.slurm.watch import cancel, latest_states, status_table, states, to_result
+from boom.slurm.watch import watch as follow  # (the name `watch` stays the module)
 
 __all__ = ["SlurmConfig", "Submission", "load_config", "run_matrix", "status", "cancel_cells", "all_submissions",
-           "states", "watch", "submit", "prepare_cells", "cancel"]
+           "states", "follow", "submit", "prepare_cells", "cancel"]
 
 
 def run_matrix(selected: Sequence[Cell], runner: str, cfg: SlurmConfig, overrides: Optional[Mapping[str, str]] = None,
@@ -37,7 +38,7 @@ def run_matrix(selected: Sequence[Cell], runner: str, cfg: SlurmConfig, override
              f"{', ' + str(res['gpus']) + ' gpu' if res['gpus'] else ''} per task); {skipped} already done or queued; "
              f"submission {sub.folder}")
         if wait:
-            for cs in watch([sub], poll_s=cfg.poll_s, echo=echo):
+            for cs in follow([sub], poll_s=cfg.poll_s, echo=echo):
                 by_cell[cs.cell.cell] = to_result(cs)
         else:
             echo(f"slurm: not waiting; follow with `boom matrix --executor slurm --status`")

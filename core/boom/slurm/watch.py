@@ -23,7 +23,7 @@ from boom.runners.base import last_error_line
 from boom.slurm import commands
 from boom.slurm.submit import Submission, SubmittedCell, _add_scores, all_submissions
 
-PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+PENDING, RUNNING, DONE, FAILED, LOST = "pending", "running", "done", "failed", "lost"
 
 
 @dataclass
@@ -37,7 +37,7 @@ class CellState:
 
     @property
     def finished(self) -> bool:
-        return self.state in (DONE, FAILED)
+        return self.state in (DONE, FAILED, LOST)
 
 
 def _now() -> str:
@@ -93,8 +93,7 @@ def write_failure(sub: Submission, cell: SubmittedCell, st: Optional[commands.Ta
 def _slurm_reason(sub: Submission, cell: SubmittedCell, st: Optional[commands.TaskState]) -> str:
     log = sub.folder / "logs" / f"{cell.index}.out"
     if st is None:
-        what = (f"slurm job {sub.job_id}_{cell.index}: cancelled before it ran" if sub.cancelled_at else
-                f"slurm job {sub.job_id}_{cell.index}: unknown to Slurm (purged without accounting?) and no record")
+        what = f"slurm job {sub.job_id}_{cell.index}: CANCELLED before it ran"
     elif st.state == "COMPLETED":
         what = f"{commands.describe(st)} but `boom run` wrote no record"
     else:
@@ -117,22 +116,22 @@ def states(sub: Submission, reconcile: bool = True) -> list[CellState]:
             state = PENDING if st.state in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "SUSPENDED") else RUNNING
             note = st.reason if st.reason not in ("None", "(null)") else ""
             out.append(CellState(sub, cell, state, note, None, st))
-        elif (st is not None and st.terminal) or (st is None and slurm_forgot(sub, slurm)):
+        elif (st is not None and st.terminal) or (st is None and sub.cancelled_at):
             reason = _slurm_reason(sub, cell, st)
             if reconcile:
                 rec = write_failure(sub, cell, st, reason)
             out.append(CellState(sub, cell, FAILED, reason, rec, st))
+        elif st is None and not slurm:
+            # Neither squeue nor sacct knows the array (no accounting and purged after MinJobAge, or another
+            # cluster's SLURM_CONF): no record is invented; a resubmission retries the cell.
+            out.append(CellState(sub, cell, LOST, f"slurm job {sub.job_id}_{cell.index} is unknown to Slurm and "
+                                 "left no record; resubmit to retry", None, None))
         else:
             out.append(CellState(sub, cell, "unknown", f"slurm state {st.state if st else '?'}", None, st))
-    if reconcile and all(c.finished for c in out) and not sub.finished_at:
+    if reconcile and all(c.state in (DONE, FAILED) for c in out) and not sub.finished_at:
         sub.finished_at = _now()
         sub.save()
     return out
-
-
-def slurm_forgot(sub: Submission, known: dict) -> bool:
-    """Slurm lists none of this array's tasks: cancelled before they ran, or purged (no accounting)."""
-    return sub.cancelled_at is not None or not known
 
 
 def in_flight() -> dict[str, str]:
@@ -221,5 +220,7 @@ def status_table(rows: Sequence[CellState]) -> str:
         lines.append(f"{cs.cell.model:16s} {cs.cell.prop:9s} {cs.cell.seed:4d} {cs.state:8s} {cs.sub.id:24s} "
                      f"{job:>10s}  {cs.reason[:90]}")
     counts = {s: sum(cs.state == s for cs in rows) for s in (PENDING, RUNNING, DONE, FAILED)}
-    lines.append(f"{len(rows)} cells: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    other = len(rows) - sum(counts.values())
+    lines.append(f"{len(rows)} cells: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+                 + (f", {other} lost/unknown" if other else ""))
     return "\n".join(lines)
