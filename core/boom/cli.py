@@ -179,6 +179,7 @@ def models_check(name: str, prop: Optional[str], runner_name: str, no_build: boo
 @click.option("--models", "models_", default=None, help="Comma-separated models (default: all).")
 @click.option("--props", default=None, help="Comma-separated properties (default: every one a model supports).")
 @click.option("--seeds", default=None, help="Seeds, e.g. 0,1,2 or 0-4 (default: each spec's `seeds`).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a hyperparameter of every model (repeatable).")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Runs in parallel; cores are divided between them.")
 @click.option("--runner", "runner_name", type=click.Choice(["local", "docker", "auto"]), default="local", show_default=True)
 @click.option("--subset", type=int, default=None, help="Use N train molecules (and N/4 of each test split).")
@@ -201,7 +202,8 @@ def models_check(name: str, prop: Optional[str], runner_name: str, no_build: boo
 @click.option("--status", "show_status", is_flag=True, help="Slurm: show pending/running/done/failed per cell.")
 @click.option("--cancel", "do_cancel", is_flag=True, help="Slurm: cancel the unfinished submissions of these cells.")
 @click.option("--no-wait", is_flag=True, help="Slurm: submit and return (follow with --status).")
-def matrix_cmd(models_: Optional[str], props: Optional[str], seeds: Optional[str], jobs: int, runner_name: str,
+def matrix_cmd(models_: Optional[str], props: Optional[str], seeds: Optional[str], sets: tuple[str, ...], jobs: int,
+               runner_name: str,
                subset: Optional[int], smoke: bool, device: str, threads: Optional[int], timeout_s: Optional[int],
                memory_gb: Optional[float], cpus: Optional[float], force: bool, strict: bool, no_report: bool,
                executor: str, partition: Optional[str], account: Optional[str], gpus_per_job: Optional[int],
@@ -219,6 +221,9 @@ def matrix_cmd(models_: Optional[str], props: Optional[str], seeds: Optional[str
                      no_wait, memory_gb)
         return
     try:
+        from boom import registry
+
+        overrides = registry.parse_overrides(list(sets))
         selected = matrix.cells(matrix.parse_list(models_), matrix.parse_list(props), matrix.parse_seeds(seeds))
         options = {k: v for k, v in {"memory_gb": memory_gb, "cpus": cpus}.items() if v is not None}
         runner = select(runner_name, **options) if runner_name != "local" else select("local")
@@ -226,8 +231,8 @@ def matrix_cmd(models_: Optional[str], props: Optional[str], seeds: Optional[str
         _fail(str(exc))
     click.echo(f"matrix: {len(selected)} cells, {jobs} job(s), {threads or matrix.threads_per_job(jobs)} thread(s) "
                f"per job, runner {runner.name}")
-    results = matrix.run_matrix(selected, runner, jobs=jobs, subset=subset, smoke=smoke, device=device,
-                                timeout_s=timeout_s, force=force, threads=threads, echo=click.echo)
+    results = matrix.run_matrix(selected, runner, jobs=jobs, overrides=overrides, subset=subset, smoke=smoke,
+                                device=device, timeout_s=timeout_s, force=force, threads=threads, echo=click.echo)
     click.echo("")
     click.echo(matrix.summary(results))
     if not no_report:

@@ -1,0 +1,99 @@
+"""`boom matrix`: the cells a spec supports, parallel jobs sharing the cores, resuming after a kill.
+
+Uses the fixture model (tests/fixtures/models/broken) through the local runner: no Docker needed here
+(tests/test_docker_runner.py runs a matrix through the Docker runner).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures" / "models"
+
+
+@pytest.fixture
+def fixture_models(monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("BOOM_MODELS_DIR", str(FIXTURES))
+    return FIXTURES
+
+
+def test_cells_follow_the_specs(fixture_models) -> None:
+    from boom import matrix
+
+    cells = matrix.cells(["broken"], None, None)
+    assert len(cells) == 10 and {c.seed for c in cells} == {0}  # every supported task, spec.seeds = 1
+    cells = matrix.cells(["broken"], ["hof", "density"], [0, 1, 2])
+    assert [(c.prop, c.seed) for c in cells] == [("density", 0), ("density", 1), ("density", 2),
+                                                 ("hof", 0), ("hof", 1), ("hof", 2)]
+    with pytest.raises(ValueError, match="unknown model"):
+        matrix.cells(["nope"], None, None)
+    with pytest.raises(ValueError, match="unknown propert"):
+        matrix.cells(["broken"], ["densty"], None)
+
+
+def test_seed_lists_and_thread_division() -> None:
+    from boom import matrix
+
+    assert matrix.parse_seeds("0-2,5") == [0, 1, 2, 5]
+    assert matrix.parse_seeds(None) is None
+    assert matrix.threads_per_job(2, cores=2) == 1
+    assert matrix.threads_per_job(1, cores=8) == 8
+    assert matrix.threads_per_job(16, cores=4) == 1
+
+
+def test_matrix_command_runs_reports_and_skips_done_cells(prepared, fixture_models, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from boom.cli import main
+
+    monkeypatch.setenv("BOOM_RESULTS_DIR", str(tmp_path / "results"))
+    args = ["matrix", "--models", "broken", "--props", "density,hof", "--seeds", "0,1", "--jobs", "2",
+            "--subset", "80"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert "4 cells: 4 ok (0 already done), 0 failed" in first.output
+    assert "2 job(s), 1 thread(s) per job" in first.output or os.cpu_count() != 2
+    assert (tmp_path / "results" / "leaderboard.md").exists()
+    again = CliRunner().invoke(main, args)
+    assert "4 cells: 4 ok (4 already done), 0 failed" in again.output
+    # a failing cell is a row; --strict turns it into exit 1
+    failing = CliRunner().invoke(main, ["matrix", "--models", "broken", "--props", "mu", "--subset", "80",
+                                        "--set", "mode=crash", "--strict"])
+    assert failing.exit_code == 1
+    assert "deliberate crash" in failing.output
+
+
+def _records(results: Path) -> dict[str, str]:
+    out = {}
+    for rec in results.glob("*/*/broken/*/record.json"):
+        data = json.loads(rec.read_text())
+        out[data["property"]] = data["status"]
+    return out
+
+
+def test_killed_matrix_keeps_finished_runs_and_resumes(prepared, fixture_models, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    env = {**os.environ, "BOOM_RESULTS_DIR": str(results), "BOOM_MODELS_DIR": str(FIXTURES)}
+    args = [sys.executable, "-m", "boom.cli", "matrix", "--models", "broken", "--props", "density,hof,mu",
+            "--subset", "80", "--set", "mode=slow_ok", "--set", "sleep_s=4", "--no-report"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not _records(results):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole matrix, model process included
+    proc.wait()
+    done_before = _records(results)
+    assert done_before and all(s == "ok" for s in done_before.values()), done_before
+    assert len(done_before) < 3, "the matrix finished before it could be killed"
+    rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert rerun.stdout.count("already done") >= len(done_before) + 1  # the lines and the summary note
+    assert _records(results) == {"density": "ok", "hof": "ok", "mu": "ok"}
