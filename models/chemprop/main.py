@@ -88,7 +88,9 @@ def _epoch_logger():
 
 
 def _train_member(ctx, seed, train_set, val_set, test_set, ckpt_dir: Path):
-    """Train one member; returns (scaled test predictions, n_parameters, epochs, best_epoch)."""
+    """Train one member and predict the test set (scaled units) with its best-validation checkpoint.
+
+    Returns (predictions, n_parameters, epochs, best_epoch)."""
     import lightning.pytorch as pl
     from chemprop import data, models
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -109,14 +111,16 @@ def _train_member(ctx, seed, train_set, val_set, test_set, ckpt_dir: Path):
         deterministic="warn" if gpu else True,  # scatter-add on CUDA has no deterministic kernel
         num_sanity_val_steps=0,
     )
-    trainer.fit(model, train_loader, val_loader)
+    with ctx.stopwatch("train"):
+        trainer.fit(model, train_loader, val_loader)
     ckpt = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
     best_epoch = int(ckpt["epoch"]) + 1  # lightning counts epochs from 0
     best = models.MPNN.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
     best.eval()
     print(f"member seed {seed}: best val_loss {float(checkpoint.best_model_score):.4f} at epoch {best_epoch}/{trainer.current_epoch}",
           flush=True)
-    preds = trainer.predict(best, test_loader)
+    with ctx.stopwatch("predict"):
+        preds = trainer.predict(best, test_loader)
     z = torch.cat([p.detach().cpu().double() for p in preds]).numpy().reshape(-1)
     n_params = torch_loop.count_parameters(best)
     return z, n_params, int(trainer.current_epoch), best_epoch
@@ -153,8 +157,7 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     n_params = None
     with tempfile.TemporaryDirectory(prefix="boom-chemprop-") as tmp:
         for k in range(n_members):
-            with ctx.stopwatch("train"):
-                zk, n_params, ep, best = _train_member(ctx, ctx.seed + k, train_set, val_set, test_set, Path(tmp))
+            zk, n_params, ep, best = _train_member(ctx, ctx.seed + k, train_set, val_set, test_set, Path(tmp))
             members.append(zk)
             epochs.append(ep)
             best_epochs.append(best)
