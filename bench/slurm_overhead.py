@@ -194,8 +194,8 @@ def main() -> None:
         f"{len(dispatch)} cases): mean {sum(dispatch) / max(1, len(dispatch)):.2f} s, max "
         f"{max(dispatch, default=float('nan')):.2f} s. So nearly all of the per-cell overhead here is the cold "
         "interpreter and imports of each job's `boom run` (warm in the local executor's process), which a "
-        "loaded 2-core machine inflates; on an idle node expect a few seconds per cell, negligible against "
-        "real training runs.",
+        "loaded 2-core machine inflates; it is a fixed cost per cell (not measured here on an idle node), small "
+        "against real training runs of minutes to hours.",
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)

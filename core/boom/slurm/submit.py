@@ -256,6 +256,7 @@ def submit(cells: Sequence[SubmittedCell], cfg: SlurmConfig, runner: str, device
     options = {"subset": subset, "smoke": smoke, "overrides": overrides, "threads": threads, "timeout_s": timeout_s,
                "force": force, "resources": res, "slurm": {k: v for k, v in asdict(cfg).items()}}
     job_id = commands.sbatch(script, ["--export=ALL"])
-    sub = Submission(sid, folder, job_id, list(cells), runner, device, _now(), options)
+    created = datetime.now(timezone.utc).isoformat(timespec="microseconds")  # orders same-second submissions
+    sub = Submission(sid, folder, job_id, list(cells), runner, device, created, options)
     sub.save()
     return sub
