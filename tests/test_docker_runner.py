@@ -191,3 +191,16 @@ def test_matrix_goes_on_after_failures_and_resumes(docker_ready, fixture_models)
     again = matrix.run_matrix(cells, DockerRunner(), jobs=1, subset=SUBSET, threads=1, echo=lambda s: None)
     assert all(r.skipped for r in again if r.cell.model == "broken")
     assert "4 cells: 2 ok (0 already done), 2 failed" in matrix.summary(first)
+
+
+def test_models_check_command(docker_ready, fixture_models) -> None:
+    from click.testing import CliRunner
+
+    from boom.cli import main
+
+    ok = CliRunner().invoke(main, ["models", "check", "broken", "--runner", "docker", "--subset", "80"])
+    assert ok.exit_code == 0, ok.output
+    for line in ("spec: ok", "dockerfile: ok (on boom-tte/base)", "image: ok (boom-tte/broken:", "smoke run: ok (docker"):
+        assert line in ok.output
+    bad = CliRunner().invoke(main, ["models", "check", "unbuildable", "--runner", "docker"])
+    assert bad.exit_code == 1 and "image build failed" in bad.output

@@ -16,8 +16,9 @@ FIXTURES = REPO / "tests" / "fixtures" / "models"
 def _chromium() -> str:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None and os.environ.get("CI", "").lower() in ("1", "true", "yes") and os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], capture_output=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], capture_output=True, env=env)
         exe = shutil.which("chromium")
     if exe is None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
