@@ -90,10 +90,31 @@ def test_readout_follows_property_table():
         ["mean", "sum", "dipole", "sum", "mean"]
 
 
-def test_smoke_density(prepared):
+def test_smoke_density_predicts_with_ema_weights(prepared, monkeypatch):
     out = smoke_run("graphormer3d", "density")
     report = json.loads((out.folder / "model_report.json").read_text())
     assert report["extra"]["readout"] == "mean" and report["n_parameters"] > 0 and report["best_epoch"] == 1
+
+    # the same task in-process: after training the model holds the EMA weights it then predicts with
+    from boom_kit.entry import load_context
+
+    _, main = _modules()
+    seen = {}
+    real_fit = main.torch_loop.fit
+
+    def spy(model, *args, **kwargs):
+        result = real_fit(model, *args, **kwargs)
+        seen["ema"], seen["model"] = kwargs.get("ema"), model
+        return result
+
+    monkeypatch.setattr(main.torch_loop, "fit", spy)
+    y = main.fit_predict(load_context(out.folder / "task.json")).y_pred
+    assert np.isfinite(y).all()
+    ema, model = seen["ema"], seen["model"]
+    assert ema is not None
+    params = list(model.parameters())
+    assert len(params) == len(ema.shadow_params)
+    assert all(torch.equal(p.detach(), s) for p, s in zip(params, ema.shadow_params))
 
 
 def test_smoke_mu_two_epochs_with_ema(prepared):
