@@ -147,6 +147,19 @@ def _stripped(mol):
     return out
 
 
+# Bounds on the isomorphism search (VF2 is exponential when no mapping exists in a symmetric graph): QM9-sized
+# molecules with at most a few contacts beyond the SMILES bonds.  10k_csd conformers are in SMILES order by
+# construction, so they never need the search; when their identity check fails the conformer itself is off.
+MAX_EXTRA_CONTACTS = 4
+MAX_MATCH_ATOMS = 40
+_MAX_DEGREE = {1: 1, 6: 4, 7: 4, 8: 3, 9: 1}
+
+
+def _plausible(gmol) -> bool:
+    """No atom has more perceived contacts than its element can bond (e.g. fragments embedded on top of each other)."""
+    return all(a.GetDegree() <= _MAX_DEGREE.get(a.GetAtomicNum(), 6) for a in gmol.GetAtoms())
+
+
 def graph_from_geometry(smiles: str, geometry: Geometry) -> MolGraph:
     """Bond graph whose atom k is the geometry's atom k, with bond types from the SMILES where possible.
 
@@ -155,10 +168,12 @@ def graph_from_geometry(smiles: str, geometry: Geometry) -> MolGraph:
     2. matched: an element-preserving bijection of the SMILES atoms onto the geometry's atoms that maps
        every SMILES bond onto a bonded pair of the geometry (QM9 molecules whose xyz order differs from the
        SMILES order); SMILES bond types are carried over.  Contacts perceived in the geometry but absent
-       from the SMILES (short 1,3 distances in strained bicyclics) are not bonds;
+       from the SMILES (short 1,3 distances in strained bicyclics) are not bonds.  Searched only when the
+       molecule has at most MAX_MATCH_ATOMS atoms and MAX_EXTRA_CONTACTS extra contacts (bounded search);
     3. geometry-bonds: the SMILES does not describe the geometry: bonds and orders perceived from the
        coordinates (``rdDetermineBonds.DetermineBondOrders`` on the perceived connectivity);
-    4. geometry-connectivity: bond orders could not be perceived: connectivity only, every bond single.
+    4. geometry-connectivity: bond orders could not be perceived (or the geometry is implausible, e.g. two
+       fragments embedded on top of each other): connectivity only, every bond single.
     """
     from rdkit import Chem
     from rdkit.Chem import rdDetermineBonds
@@ -173,7 +188,11 @@ def graph_from_geometry(smiles: str, geometry: Geometry) -> MolGraph:
     s_z = np.array([a.GetAtomicNum() for a in smol.GetAtoms()], dtype=np.int64)
     if s_z.shape == z.shape and (s_z == z).all() and _bond_set(s_edges) <= g_bonds:
         return MolGraph(z=z, edge_index=s_edges, bond_type=s_types, pos=pos, source="smiles-identity")
-    if s_z.shape == z.shape and sorted(s_z.tolist()) == sorted(z.tolist()):
+    n_extra = len(g_bonds) - smol.GetNumBonds()
+    plausible = _plausible(gmol)
+    if (s_z.shape == z.shape and sorted(s_z.tolist()) == sorted(z.tolist()) and 0 <= n_extra <= MAX_EXTRA_CONTACTS
+            and len(z) <= MAX_MATCH_ATOMS):
+        # VF2 is exponential when no match exists in a symmetric graph: only tried on near-matching geometries
         match = gmol.GetSubstructMatch(_stripped(smol))  # match[k] = geometry atom of SMILES atom k
         if len(match) == len(s_z):
             mapping = np.asarray(match, dtype=np.int64)
@@ -182,6 +201,8 @@ def graph_from_geometry(smiles: str, geometry: Geometry) -> MolGraph:
                 return MolGraph(z=z, edge_index=edges, bond_type=s_types, pos=pos, source="smiles-matched")
     charge = sum(a.GetFormalCharge() for a in smol.GetAtoms())
     try:
+        if not plausible:  # overlapping fragments or a broken conformer: bond orders are meaningless
+            raise ValueError("over-coordinated atoms")
         perceived = Chem.Mol(gmol)
         rdDetermineBonds.DetermineBondOrders(perceived, charge=charge)
         Chem.SetAromaticity(perceived)
@@ -482,7 +503,7 @@ def train_and_predict(ctx, make_encoder: Callable[[int], nn.Module], with_geomet
         return torch.nn.functional.mse_loss(model(train_set.batch(rows, device)), z_t[rows])
 
     def predict_rows(gset: GraphSet, rows: np.ndarray) -> np.ndarray:
-        return torch_loop.predict_in_batches(lambda i: model(gset.batch(rows[i], device)), len(rows), 128)
+        return torch_loop.predict_in_batches(lambda i: model(gset.batch(rows[i], device)), len(rows), max(batch_size, 64))
 
     patience = ctx.param("patience", None)
     clip = ctx.param("clip", 10.0)
