@@ -48,8 +48,8 @@ class Graphs:
         self.species = [torch.as_tensor(g.element_index) for g in geometries]
         self.positions = [torch.as_tensor(g.positions, dtype=torch.float64) for g in geometries]
         self.edges = []
-        for pos in geometries:
-            p = pos.positions
+        for g in geometries:
+            p = g.positions
             d = np.linalg.norm(p[:, None, :] - p[None, :, :], axis=-1)
             src, dst = np.nonzero((d < r_max) & ~np.eye(len(p), dtype=bool))
             self.edges.append(torch.as_tensor(np.stack([src, dst]), dtype=torch.long))
@@ -171,7 +171,7 @@ def hyperparameters(ctx: boom_kit.Context) -> dict:
     }
     for name, default in [("num_interactions", 2), ("channels", 256), ("max_L", 2), ("max_ell", 3),
                           ("correlation", 2), ("num_bessel", 8), ("num_cutoff_basis", 5), ("mlp_hidden", 16),
-                          ("radial_hidden", 64), ("batch_size", 10), ("epochs", 300), ("patience", 50)]:
+                          ("radial_hidden", 64), ("batch_size", 10), ("epochs", 200), ("patience", 30)]:
         hp[name] = int(ctx.param(name, default))
     for name, default in [("r_max", 5.0), ("lr", 1e-3), ("ema_decay", 0.99), ("clip", 10.0)]:
         hp[name] = float(ctx.param(name, default))
