@@ -79,10 +79,11 @@ def _run(model: str, runner, prop: str = "density", **kw):
     return run(model, prop, runner, threads=1, force=True, **kw)
 
 
-def _leftover_containers() -> list:
+def _leftover_containers(run_id: str) -> list:
+    """Containers of this run still present (others may belong to concurrent runs of other processes)."""
     import docker
 
-    return docker.from_env().containers.list(all=True, filters={"label": "boom.run_id"})
+    return docker.from_env().containers.list(all=True, filters={"label": f"boom.run_id={run_id}"})
 
 
 def test_rf_in_docker_matches_local(docker_ready) -> None:
@@ -106,7 +107,7 @@ def test_rf_in_docker_matches_local(docker_ready) -> None:
     for f in ("predictions.csv", "model_report.json", "task.json", "log.txt"):
         assert (dock.folder / f).stat().st_uid == os.getuid(), f
     assert "network=none" in log and "docker run boom-tte/rf:" in log
-    assert _leftover_containers() == []
+    assert _leftover_containers(dock.record.run_id) == []
 
 
 def test_container_is_isolated(docker_ready, fixture_models) -> None:
@@ -142,7 +143,7 @@ def test_failure_outcomes_are_recorded(docker_ready, fixture_models, mode: str, 
     assert rec.status.value == status, rec.reason
     assert phrase in rec.reason and "\n" not in rec.reason
     assert (out.folder / "record.json").exists()
-    assert _leftover_containers() == []
+    assert _leftover_containers(rec.run_id) == []
 
 
 def test_timeout_is_recorded(docker_ready, fixture_models) -> None:
@@ -152,7 +153,7 @@ def test_timeout_is_recorded(docker_ready, fixture_models) -> None:
     assert out.record.status.value == "timeout", out.record.reason
     assert "time limit of 8 s" in out.record.reason
     assert out.record.wall_s < 60
-    assert _leftover_containers() == []
+    assert _leftover_containers(out.record.run_id) == []
 
 
 def test_image_build_failure_is_recorded(docker_ready, fixture_models) -> None:

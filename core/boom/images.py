@@ -151,7 +151,7 @@ def _write(log: Optional[IO[str]], text: str) -> None:
 
 
 def build(docker_client, context: Path, dockerfile: Path, tag: str, buildargs: dict[str, str],
-          log: Optional[IO[str]] = None, latest: bool = True) -> str:
+          log: Optional[IO[str]] = None, latest: bool = True, nocache: bool = False) -> str:
     """Build ``dockerfile`` (relative to ``context``) as ``tag``; stream its output to ``log``."""
     started = time.perf_counter()
     _write(log, f"[boom] building {tag} from {dockerfile} (context {context})\n")
@@ -160,7 +160,7 @@ def build(docker_client, context: Path, dockerfile: Path, tag: str, buildargs: d
     try:
         stream = docker_client.api.build(
             path=str(context), dockerfile=str(dockerfile.relative_to(context)), tag=tag, buildargs=buildargs,
-            rm=True, forcerm=True, decode=True, pull=False,
+            rm=True, forcerm=True, decode=True, pull=False, nocache=nocache,
         )
         for chunk in stream:
             if "stream" in chunk:
