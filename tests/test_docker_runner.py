@@ -205,3 +205,85 @@ def test_models_check_command(docker_ready, fixture_models) -> None:
         assert line in ok.output
     bad = CliRunner().invoke(main, ["models", "check", "unbuildable", "--runner", "docker"])
     assert bad.exit_code == 1 and "image build failed" in bad.output
+
+
+class _FakeContainer:
+    id = "fake"
+
+    def start(self):
+        pass
+
+    def wait(self, timeout=None):
+        return {"StatusCode": 0}
+
+    def logs(self, **kw):
+        return iter([b"fake model output\n"])
+
+    def kill(self):
+        pass
+
+    def remove(self, force=False):
+        self.removed = True
+
+
+class _FakeClient:
+    """Records what the runner asks the daemon for; no daemon needed."""
+
+    def __init__(self, runtimes: dict) -> None:
+        self.runtimes = runtimes
+        self.created: dict = {}
+        self.container = _FakeContainer()
+        outer = self
+
+        class _Containers:
+            def create(self, image, **kw):
+                outer.created = {"image": image, **kw}
+                return outer.container
+
+        class _Api:
+            def inspect_container(self, cid):
+                return {"State": {"OOMKilled": False, "ExitCode": 0}}
+
+        self.containers, self.api = _Containers(), _Api()
+
+    def info(self):
+        return {"Runtimes": self.runtimes}
+
+
+@pytest.mark.parametrize("device,runtimes,wants_gpu", [
+    ("cuda", {"runc": {}, "nvidia": {}}, True),
+    ("cuda", {"runc": {}}, False),
+    ("cpu", {"runc": {}, "nvidia": {}}, False),
+])
+def test_gpu_request_only_for_cuda_on_a_gpu_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, device: str,
+                                                 runtimes: dict, wants_gpu: bool) -> None:
+    from boom_schema import Task
+    from boom import images, registry
+    from boom.runners import docker as docker_runner
+
+    monkeypatch.setenv("BOOM_MODELS_DIR", str(FIXTURES))
+    monkeypatch.setattr(images, "ensure_model", lambda entry, log=None, docker_client=None: "boom-tte/broken:test")
+    monkeypatch.setattr(docker_runner.shutil, "which", lambda name: None)
+    entry = registry.get("broken")
+    run_dir = tmp_path / "run"
+    input_dir = tmp_path / "input"
+    run_dir.mkdir()
+    input_dir.mkdir()
+    task = Task(run_id="r1", model="broken", dataset="10k_csd", property="density", unit="g/cm^3", readout="mean",
+                input_dir=str(input_dir), output_dir=str(run_dir), device=device, threads=2)
+    client = _FakeClient(runtimes)
+    runner = docker_runner.DockerRunner(docker_client=client, memory_gb=1.5)
+    ex = runner.execute(entry, task, run_dir, run_dir / "log.txt", timeout_s=30)
+    assert ex.returncode == 0 and not ex.timed_out and not ex.oom_killed
+    kw = client.created
+    assert bool(kw["device_requests"]) is wants_gpu
+    if wants_gpu:
+        assert kw["device_requests"][0]["Capabilities"] == [["gpu"]]
+    assert kw["network_mode"] == "none"
+    assert kw["mem_limit"] == kw["memswap_limit"] == "1536m"
+    assert kw["nano_cpus"] == int(min(2, os.cpu_count() or 1) * 1e9)
+    assert kw["volumes"][str(input_dir.resolve())] == {"bind": "/task/input", "mode": "ro"}
+    assert kw["volumes"][str(run_dir.resolve())] == {"bind": "/task/output", "mode": "rw"}
+    assert kw["user"] != "0:0" and not kw["user"].startswith("0:")
+    assert client.container.removed
+    assert "fake model output" in (run_dir / "log.txt").read_text()
