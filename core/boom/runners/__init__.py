@@ -9,7 +9,7 @@ __all__ = ["Execution", "Runner", "select"]
 
 
 def select(name: str, **options) -> Runner:
-    """The runner called ``name``: ``local``, ``docker``, or ``auto`` (Docker when a daemon answers, else
+    """The runner called ``name``: ``local``, ``docker``, ``apptainer`` (HPC sites; untested here), or ``auto`` (Docker when a daemon answers, else
     local; it says which on stderr).  ``options`` (memory_gb, cpus) go to the Docker runner."""
     if name == "local":
         from boom.runners.local import LocalRunner
@@ -34,4 +34,8 @@ def select(name: str, **options) -> Runner:
 
         print("runner auto: docker (the Docker daemon answered)", file=sys.stderr)
         return DockerRunner(**options)
-    raise ValueError(f"unknown runner {name!r}; expected local, docker or auto")
+    if name == "apptainer":
+        from boom.runners.apptainer import ApptainerRunner
+
+        return ApptainerRunner()
+    raise ValueError(f"unknown runner {name!r}; expected local, docker, apptainer or auto")
