@@ -389,13 +389,16 @@ class GraphRegressor(nn.Module):
     :func:`dipole_norm` with the input positions).  The output is in the units of :class:`ReadoutScaler`.
     """
 
-    def __init__(self, encoder: nn.Module, hidden: int, readout: str) -> None:
+    def __init__(self, encoder: nn.Module, hidden: int, readout: str, atom_scale: float = 1.0) -> None:
         super().__init__()
         if readout not in ("sum", "mean", "dipole"):
             raise ValueError(f"unknown readout {readout!r}")
         self.encoder = encoder
         self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.Softsign(), nn.Linear(hidden, 1))
         self.readout = readout
+        # sum readout: sum_i atom_i * atom_scale, with atom_scale = 1 / (mean atom count of train) so that
+        # a freshly initialised model starts at O(1) like a mean readout (still exactly size-extensive)
+        self.atom_scale = float(atom_scale)
 
     def forward(self, b: GraphBatch) -> torch.Tensor:
         atom = self.head(self.encoder(b)).squeeze(-1)
@@ -404,7 +407,7 @@ class GraphRegressor(nn.Module):
                 raise ValueError("dipole readout needs positions")
             return dipole_norm(atom, b.pos, b.batch, b.n_graphs)
         if self.readout == "sum":
-            return scatter_sum(atom, b.batch, b.n_graphs)
+            return scatter_sum(atom, b.batch, b.n_graphs) * self.atom_scale
         return scatter_mean(atom, b.batch, b.n_graphs)
 
 
@@ -492,7 +495,8 @@ def train_and_predict(ctx, make_encoder: Callable[[int], nn.Module], with_geomet
     scaler = ReadoutScaler(mode).fit(y[tr], train_set.n_atoms[tr])
     z = scaler.transform(y, train_set.n_atoms)
     device = ctx.device
-    model = GraphRegressor(make_encoder(hidden), hidden, mode).to(device)
+    atom_scale = 1.0 / float(train_set.n_atoms[tr].mean()) if mode == "sum" else 1.0
+    model = GraphRegressor(make_encoder(hidden), hidden, mode, atom_scale=atom_scale).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(ctx.param("lr", 1e-3)),
                                   weight_decay=float(ctx.param("weight_decay", 0.01)))
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=float(ctx.param("lr_decay", 0.99)))
