@@ -63,3 +63,16 @@ def test_every_model_folder_has_a_valid_spec_and_entrypoint():
         assert entry.entrypoint.exists(), f"{name}: entry point {entry.spec.entrypoint} missing"
         assert (entry.folder / "Dockerfile").exists(), f"{name}: Dockerfile missing"
         assert (entry.folder / "requirements.txt").exists(), f"{name}: requirements.txt missing"
+
+
+def test_set_values_are_typed_like_their_defaults():
+    from boom.registry import get, merge_params
+
+    spec = get("rf").spec
+    params = merge_params(spec, {"n_estimators": "7", "max_features": "0.5"})
+    assert params["n_estimators"] == 7 and params["max_features"] == 0.5
+    from boom.registry import parse_value
+
+    assert parse_value("3e-4") == 3e-4 and parse_value("true") is True and parse_value("abc") == "abc"
+    with pytest.raises(ValueError, match="is numeric"):
+        merge_params(spec, {"n_estimators": "many"})

@@ -68,6 +68,18 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def parse_value(text: str) -> Any:
+    """A --set value: int, then float (YAML 1.1 reads '3e-4' as a string), then any YAML scalar."""
+    if text == "":
+        return None
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return yaml.safe_load(text)
+
+
 def merge_params(spec: ModelSpec, overrides: Mapping[str, str], smoke: bool = False) -> dict[str, Any]:
     """Spec defaults, then the smoke overrides (smoke runs), then ``--set`` values typed like the default."""
     params: dict[str, Any] = dict(spec.defaults)
@@ -77,7 +89,7 @@ def merge_params(spec: ModelSpec, overrides: Mapping[str, str], smoke: bool = Fa
         if key not in spec.defaults:
             known = ", ".join(spec.defaults) or "(none)"
             raise ValueError(f"unknown hyperparameter {key!r} for model {spec.name}; known: {known}")
-        value = yaml.safe_load(text) if text != "" else None
+        value = parse_value(text)
         default = spec.defaults[key]
         if isinstance(default, bool) and not isinstance(value, bool):
             raise ValueError(f"hyperparameter {key!r} of {spec.name} is a boolean; got {text!r}")
