@@ -6,10 +6,7 @@ import importlib.util
 import pytest
 import torch
 
-try:
-    from tests.conftest import REPO, smoke_run
-except ImportError:  # run from inside tests/
-    from conftest import REPO, smoke_run
+from tests.conftest import REPO, smoke_run
 
 TRAIN_SMILES = ["CCO", "c1ccccc1N(=O)=O", "CC[N+](=O)[O-]", "C#N", "OC1CC1F", "CC(=O)N[C@@H](C)C(=O)O", "c1cc[nH]c1"]
 

@@ -6,10 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-try:
-    from conftest import smoke_run
-except ImportError:  # tests/ as a package
-    from tests.conftest import smoke_run
+from tests.conftest import smoke_run
 
 pytest.importorskip("chemprop")
 

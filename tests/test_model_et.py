@@ -9,10 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-try:
-    from conftest import REPO, smoke_run
-except ImportError:  # tests/ as a package
-    from tests.conftest import REPO, smoke_run
+from tests.conftest import REPO, smoke_run
 
 torch = pytest.importorskip("torch")
 ET_DIR = REPO / "models" / "et"

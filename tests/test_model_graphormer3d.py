@@ -8,10 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-try:
-    from conftest import REPO, smoke_run
-except ImportError:  # tests/ as a package
-    from tests.conftest import REPO, smoke_run
+from tests.conftest import REPO, smoke_run
 
 torch = pytest.importorskip("torch")
 G3D_DIR = REPO / "models" / "graphormer3d"

@@ -10,10 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-try:
-    from tests.conftest import REPO, smoke_run
-except ImportError:  # tests/ run as a plain folder
-    from conftest import REPO, smoke_run
+from tests.conftest import REPO, smoke_run
 
 SMOKE_HP = {"readout": "auto", "dtype": "float64", "interaction": "RealAgnosticResidualInteractionBlock",
             "num_interactions": 2, "channels": 8, "max_L": 1, "max_ell": 2, "correlation": 2, "num_bessel": 4,

@@ -6,10 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 
-try:
-    from conftest import smoke_run
-except ImportError:  # tests/ as a package
-    from tests.conftest import smoke_run
+from tests.conftest import smoke_run
 
 
 def _report(outcome) -> dict:

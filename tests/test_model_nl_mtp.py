@@ -18,10 +18,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-try:
-    from tests.conftest import REPO, smoke_run
-except ImportError:  # pytest run with tests/ as rootdir
-    from conftest import REPO, smoke_run
+from tests.conftest import REPO, smoke_run
 
 FOLDER = REPO / "models" / "nl-mtp"
 _CACHE: dict = {}

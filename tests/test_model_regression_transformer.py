@@ -7,10 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-try:
-    from tests.conftest import REPO, smoke_run
-except ImportError:  # run from inside tests/
-    from conftest import REPO, smoke_run
+from tests.conftest import REPO, smoke_run
 
 SMILES = ["CCO", "c1ccccc1N(=O)=O", "CC[N+](=O)[O-]", "C#N", "OC1CC1F", "c1cc[nH]c1"]
 
