@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -30,6 +27,7 @@ from boom_schema import Task
 from boom import paths
 from boom.registry import ModelEntry
 from boom.runners.base import Execution
+from boom.runners.process import supervise
 
 INPUT_MOUNT = "/task/input"
 OUTPUT_MOUNT = "/task/output"
@@ -87,28 +85,6 @@ class ApptainerRunner:
             return Execution(returncode=None, timed_out=False, wall_s=0.0,
                              error=f"no Apptainer image {sif}: build it with `apptainer build {sif} docker-daemon://{tag}`")
         cmd = self.command(entry, task, run_dir, sif)
-        started = time.perf_counter()
-        timed_out = False
         with open(log_path, "ab") as log:
             log.write(("[boom] " + " ".join(cmd) + "\n").encode())
-            log.flush()
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
-            while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-                if pid:
-                    break
-                if time.perf_counter() - started > timeout_s:
-                    timed_out = True
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                    pid, status, usage = os.wait4(proc.pid, 0)
-                    break
-                time.sleep(_POLL_S)
-        code = os.waitstatus_to_exitcode(status)
-        proc.returncode = code
-        return Execution(returncode=code, timed_out=timed_out, wall_s=time.perf_counter() - started,
-                         peak_memory_mb=usage.ru_maxrss / 1024.0,
-                         oom_killed=(code == -signal.SIGKILL and not timed_out))
+        return supervise(cmd, log_path, timeout_s)

@@ -1,0 +1,49 @@
+"""Supervising one model process: its own session, output to the log, a wall-clock limit, peak memory.
+
+Shared by the runners that start a process on this host (local, apptainer).  The process gets its own
+session so a timeout kills it and everything it started; ``os.wait4`` reports its peak memory.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+from boom.runners.base import Execution
+
+POLL_S = 0.1
+
+
+def supervise(cmd: Sequence[str], log_path: Path, timeout_s: int, env: Optional[Mapping[str, str]] = None,
+              cwd: Optional[Path] = None) -> Execution:
+    """Run ``cmd`` to completion or until ``timeout_s``; never raises for what the process does."""
+    started = time.perf_counter()
+    timed_out = False
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=None if env is None else dict(env), start_new_session=True)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() - started > timeout_s:
+                timed_out = True
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(POLL_S)
+    wall = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code
+    try:  # reap anything of its session left behind
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    return Execution(returncode=code, timed_out=timed_out, wall_s=wall, peak_memory_mb=usage.ru_maxrss / 1024.0,
+                     oom_killed=(code == -signal.SIGKILL and not timed_out))
