@@ -12,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 
 import boom_kit
 from boom_kit import torch_loop
-from boom_kit.featurise.descriptors import DescriptorColumns, compute_descriptors
+from boom_kit.featurise.descriptors import train_test_descriptors
 
 
 def build(n_in: int, hidden: int, layers: int) -> torch.nn.Sequential:
@@ -27,10 +27,7 @@ def build(n_in: int, hidden: int, layers: int) -> torch.nn.Sequential:
 
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     with ctx.stopwatch("featurise"):
-        X_train_raw = compute_descriptors(ctx.train["smiles"], workers=ctx.task.threads)
-        X_test_raw = compute_descriptors(ctx.test["smiles"], workers=ctx.task.threads)
-        columns = DescriptorColumns().fit(X_train_raw)
-        X_train, X_test = columns.transform(X_train_raw), columns.transform(X_test_raw)
+        X_train, X_test, columns = train_test_descriptors(ctx.train["smiles"], ctx.test["smiles"], ctx.task.threads)
         features = StandardScaler().fit(X_train)
         # Clip test features: a descriptor far outside train range (OOD molecules) must not blow up.
         X_train = features.transform(X_train)

@@ -7,15 +7,12 @@ import numpy as np
 from sklearn.ensemble import RandomForestRegressor
 
 import boom_kit
-from boom_kit.featurise.descriptors import DescriptorColumns, compute_descriptors
+from boom_kit.featurise.descriptors import train_test_descriptors
 
 
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     with ctx.stopwatch("featurise"):
-        X_train_raw = compute_descriptors(ctx.train["smiles"], workers=ctx.task.threads)
-        X_test_raw = compute_descriptors(ctx.test["smiles"], workers=ctx.task.threads)
-        columns = DescriptorColumns().fit(X_train_raw)
-        X_train, X_test = columns.transform(X_train_raw), columns.transform(X_test_raw)
+        X_train, X_test, columns = train_test_descriptors(ctx.train["smiles"], ctx.test["smiles"], ctx.task.threads)
     scaler = boom_kit.TargetScaler().fit(ctx.train["y"].to_numpy())
     max_features = ctx.param("max_features", "sqrt")
     forest = RandomForestRegressor(

@@ -80,3 +80,12 @@ class DescriptorColumns:
         if bad.any():
             out[bad] = np.broadcast_to(self.median, out.shape)[bad]
         return out
+
+
+def train_test_descriptors(train_smiles: Sequence[str], test_smiles: Sequence[str],
+                           workers: int = 1) -> tuple[np.ndarray, np.ndarray, DescriptorColumns]:
+    """Descriptor matrices of train and test with columns chosen (and test gaps imputed) on train only."""
+    X_train_raw = compute_descriptors(train_smiles, workers=workers)
+    X_test_raw = compute_descriptors(test_smiles, workers=workers)
+    columns = DescriptorColumns().fit(X_train_raw)
+    return columns.transform(X_train_raw), columns.transform(X_test_raw), columns
