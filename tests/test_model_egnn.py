@@ -10,10 +10,7 @@ import torch
 from boom_kit import graphs
 from boom_kit.geometry import Geometry
 
-try:
-    from conftest import smoke_run
-except ImportError:  # tests/ as a package
-    from tests.conftest import smoke_run
+from tests.conftest import smoke_run
 
 MAIN = pathlib.Path(__file__).resolve().parents[1] / "models" / "egnn" / "main.py"
 SMILES = ["CC(=O)Nc1ccc(O)cc1", "OCC1OC(O)C(O)C1O", "C#CCN(C)C"]

@@ -3,10 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-try:
-    from conftest import smoke_run
-except ImportError:  # tests/ as a package
-    from tests.conftest import smoke_run
+from tests.conftest import smoke_run
 
 
 @pytest.mark.parametrize("prop", ["density", "gap"])
