@@ -74,5 +74,6 @@ def test_set_values_are_typed_like_their_defaults():
     from boom.registry import parse_value
 
     assert parse_value("3e-4") == 3e-4 and parse_value("true") is True and parse_value("abc") == "abc"
+    assert parse_value("nan") == "nan" and parse_value("inf") == "inf" and parse_value("-2") == -2
     with pytest.raises(ValueError, match="is numeric"):
         merge_params(spec, {"n_estimators": "many"})

@@ -4,6 +4,7 @@ Adding a model is adding a folder; nothing here lists models by name.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -68,15 +69,18 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
 def parse_value(text: str) -> Any:
-    """A --set value: int, then float (YAML 1.1 reads '3e-4' as a string), then any YAML scalar."""
+    """A --set value: a written-out number (YAML 1.1 reads '3e-4' as a string), else any YAML scalar.
+
+    Words such as 'nan' or 'inf' stay strings: a hyperparameter never silently becomes NaN.
+    """
     if text == "":
         return None
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
+    if _NUMBER.match(text):
+        return int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
     return yaml.safe_load(text)
 
 
