@@ -161,12 +161,26 @@ def cluster(tmp_path_factory):
     c.stop()
 
 
+@pytest.fixture(scope="module")
+def results_root(prepared, tmp_path_factory):
+    """This module's own results tree: runs of the same cells by other test files (same inputs, same run
+    ids) would otherwise count as already done here."""
+    root = tmp_path_factory.mktemp("slurm-results")
+    saved = os.environ.get("BOOM_RESULTS_DIR")
+    os.environ["BOOM_RESULTS_DIR"] = str(root)
+    yield root
+    if saved is None:
+        os.environ.pop("BOOM_RESULTS_DIR", None)
+    else:
+        os.environ["BOOM_RESULTS_DIR"] = saved
+
+
 def _cfg(**kw) -> SlurmConfig:
     return load({"poll_s": 2.0, **kw})
 
 
 @pytest.fixture(scope="module")
-def timeout_submission(cluster, prepared):
+def timeout_submission(cluster, results_root):
     """A fixture model that sleeps past a 1-minute Slurm limit (Slurm's granularity), submitted early."""
     from boom import matrix, slurm
 
@@ -186,7 +200,7 @@ def _rf_rows(root: Path) -> list[dict]:
     return sorted(rows, key=lambda r: r["property"])
 
 
-def test_matrix_on_slurm_equals_local_executor(cluster, prepared, timeout_submission, tmp_path):
+def test_matrix_on_slurm_equals_local_executor(cluster, results_root, timeout_submission, tmp_path):
     from boom import matrix, slurm
     from boom.runners.local import LocalRunner
 
@@ -213,7 +227,7 @@ def test_matrix_on_slurm_equals_local_executor(cluster, prepared, timeout_submis
         assert (Path(cs.cell.folder) / "scores.json").exists()
         assert "1 thread(s)" in (sub.folder / "logs" / f"{cs.cell.index}.out").read_text()
 
-    slurm_rows, local_rows = _rf_rows(prepared["results"]), _rf_rows(local_root)
+    slurm_rows, local_rows = _rf_rows(results_root), _rf_rows(local_root)
     assert len(slurm_rows) == 2 and [r["seeds"] for r in slurm_rows] == [2, 2]
     keys = ["property", "model", "subset", "seeds", "failed", "id_rmse", "id_rmse_sd", "ood_rmse", "ood_rmse_sd",
             "id_mae", "ood_mae", "id_r2", "ood_r2"]
@@ -233,7 +247,7 @@ def test_matrix_on_slurm_equals_local_executor(cluster, prepared, timeout_submis
     assert "4 cells: 0 pending, 0 running, 4 done, 0 failed" in out.output
 
 
-def test_cancel_and_resubmit_retries_only_failed(cluster, prepared):
+def test_cancel_and_resubmit_retries_only_failed(cluster, results_root):
     from boom_schema import RunStatus
     from boom import matrix, results, slurm
     from boom.slurm.watch import states
@@ -270,7 +284,7 @@ def test_cancel_and_resubmit_retries_only_failed(cluster, prepared):
         assert results.read_record(Path(retry.cells[0].folder)).reason.startswith(f"slurm job {retry.job_id}_0: CANCELLED")
 
 
-def test_time_limit_becomes_failed_record_with_slurms_reason(cluster, timeout_submission):
+def test_time_limit_becomes_failed_record_with_slurms_reason(cluster, results_root, timeout_submission):
     from boom import report, results, slurm
 
     final = slurm.follow([timeout_submission], poll_s=2.0, timeout_s=300)
