@@ -8,7 +8,6 @@ reason; a failed earlier attempt of the same run is moved to ``previous/`` rathe
 from __future__ import annotations
 
 import os
-import shutil
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -74,16 +73,6 @@ def plan(model: str, prop: str, seed: int = 0, overrides: Mapping[str, str] | No
     return entry, params, data, rid
 
 
-def _archive_previous(folder: Path) -> None:
-    if not folder.exists():
-        return
-    keep = folder / "previous" / datetime.now().strftime("%Y%m%dT%H%M%S%f")
-    keep.mkdir(parents=True)
-    for item in list(folder.iterdir()):
-        if item.name != "previous":
-            shutil.move(str(item), str(keep / item.name))
-
-
 def _failure_reason(ex: Execution, log_path: Path, timeout_s: int) -> tuple[RunStatus, str]:
     if ex.error:
         return RunStatus.FAILED, ex.error
@@ -107,7 +96,7 @@ def run(model: str, prop: str, runner: Runner, seed: int = 0, overrides: Mapping
         scores_path = folder / "scores.json"
         scores = Scores.model_validate_json(scores_path.read_text()) if scores_path.exists() else None
         return RunOutcome(existing, scores, folder, skipped=True)
-    _archive_previous(folder)
+    results.archive_previous(folder)
     folder.mkdir(parents=True, exist_ok=True)
     threads = threads or default_threads(entry)
     timeout_s = timeout_s or entry.spec.resources.timeout_s

@@ -8,6 +8,8 @@ skipped) and a changed input never overwrites an earlier result.
 from __future__ import annotations
 
 import json
+import shutil
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -47,6 +49,17 @@ def iter_runs(root: Optional[Path] = None) -> Iterator[tuple[RunRecord, Optional
         score_path = rec_path.parent / "scores.json"
         scores = Scores.model_validate_json(score_path.read_text()) if score_path.exists() else None
         yield record, scores, rec_path.parent
+
+
+def archive_previous(folder: Path) -> None:
+    """Move an earlier attempt's files to ``previous/<time>/``: a rerun never overwrites what a run wrote."""
+    if not folder.exists():
+        return
+    keep = folder / "previous" / datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    keep.mkdir(parents=True)
+    for item in list(folder.iterdir()):
+        if item.name != "previous":
+            shutil.move(str(item), str(keep / item.name))
 
 
 def write_json(path: Path, text: str) -> None:

@@ -9,7 +9,6 @@ resubmission retries it.
 """
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -63,13 +62,8 @@ def fresh_record(cell: SubmittedCell) -> Optional[RunRecord]:
 
 def _archive_stale(folder: Path) -> None:
     """Move an earlier attempt's files aside (the orchestrator's ``previous/<time>/`` layout)."""
-    if not (folder / "record.json").exists():
-        return
-    keep = folder / "previous" / datetime.now().strftime("%Y%m%dT%H%M%S%f")
-    keep.mkdir(parents=True)
-    for item in list(folder.iterdir()):
-        if item.name != "previous":
-            shutil.move(str(item), str(keep / item.name))
+    if (folder / "record.json").exists():
+        results.archive_previous(folder)
 
 
 def write_failure(sub: Submission, cell: SubmittedCell, st: Optional[commands.TaskState], reason: str) -> RunRecord:
