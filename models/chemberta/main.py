@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import boom_kit
-from boom_kit.tokenize import fit_predict_sequence_regressor, fit_tokenizer, load_pretrained, save_vocab
+from boom_kit.tokenize import fine_tune, fit_tokenizer, load_pretrained, save_vocab
 
 PRETRAINING_HEADS = ("lm_head.", "classifier.", "regression.", "pooler.")
 
@@ -43,15 +43,7 @@ def build(param: Callable[[str, Any], Any], train_smiles: list[str], vocab_path:
 
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     encoder, tokenizer, info = build(ctx.param, ctx.train["smiles"].tolist(), ctx.artefact("vocab.json"))
-    if info["pretrained"]:
-        ctx.note(f"encoder and tokenizer loaded from {info['pretrained']} ({info['dropped_head_weights']} pretraining-head weights dropped)")
-    return fit_predict_sequence_regressor(
-        ctx, encoder, tokenizer, encoder.config.hidden_size, pooling=ctx.param("pooling", "cls"),
-        lr=float(ctx.param("lr", 5e-5)), batch_size=int(ctx.param("batch_size", 32)),
-        epochs=int(ctx.param("epochs", 5)), max_length=int(ctx.param("max_length", 256)),
-        weight_decay=float(ctx.param("weight_decay", 0.01)), warmup=float(ctx.param("warmup", 0.1)),
-        dropout=float(ctx.param("dropout", 0.1)), extra=info,
-    )
+    return fine_tune(ctx, encoder, tokenizer, info, pooling="cls", dropout_key="dropout", lr=5e-5, batch_size=32, epochs=5, max_length=256, warmup=0.1)
 
 
 if __name__ == "__main__":

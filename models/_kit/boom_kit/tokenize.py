@@ -267,3 +267,23 @@ def fit_predict_sequence_regressor(ctx: Any, encoder: Any, tokenizer: Any, hidde
         extra={"best_val_rmse_scaled": result.best_val_rmse, "per_epoch_s": result.per_epoch_s,
                "vocab_size": len(tokenizer), "pooling": pooling, **(extra or {})},
     )
+
+
+def fine_tune(ctx: Any, encoder: Any, tokenizer: Any, info: dict, *, pooling: str = "cls",
+              dropout_key: str = "dropout", **defaults: Any) -> Any:
+    """The entry point of a sequence model in one call: hyperparameters from the task (``defaults`` where the
+    spec has none), a note when pretrained weights were loaded, then :func:`fit_predict_sequence_regressor`."""
+    if info.get("pretrained"):
+        dropped = info.get("dropped_head_weights")
+        ctx.note(f"encoder and tokenizer loaded from {info['pretrained']}"
+                 + (f" ({dropped} pretraining-head weights dropped)" if dropped is not None else ""))
+
+    def p(name: str, fallback: Any = None) -> Any:
+        return ctx.param(name, defaults.get(name, fallback))
+
+    return fit_predict_sequence_regressor(
+        ctx, encoder, tokenizer, encoder.config.hidden_size, pooling=p("pooling", pooling),
+        lr=float(p("lr")), batch_size=int(p("batch_size")), epochs=int(p("epochs")),
+        max_length=int(p("max_length")), weight_decay=float(p("weight_decay", 0.01)),
+        warmup=float(p("warmup", 0.1)), dropout=float(p(dropout_key, 0.1)), extra=info,
+    )
