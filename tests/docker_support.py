@@ -2,7 +2,7 @@
 
 No registry can be pulled from on the test machines, so the Docker tests build everything locally:
 
-1. ``boom-tte/debian-rootfs:bookworm``: Debian bookworm (python3 + venv) made with ``debootstrap`` into a
+1. ``boom-tte/debian-rootfs:bookworm``: Debian bookworm (python3, venv, libXrender) made with ``debootstrap`` into a
    folder and loaded with ``docker import``; it stands in for ``BASE_IMAGE`` (the CUDA runtime image).
 2. ``models/_base/wheels/``: the base requirements downloaded on the host with pip (the host's Python is
    3.11, like bookworm's), so that image builds need no network (``PIP_OFFLINE=1``).
@@ -24,6 +24,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ROOTFS_TAG = "boom-tte/debian-rootfs:bookworm"
+# python3 + venv for the base image; libXrender/libXext are system libraries that manylinux wheels (RDKit,
+# chemprop's cuik-molmaker) assume present, as the CUDA runtime image's Dockerfile installs them.
+ROOTFS_PACKAGES = ("python3", "python3-venv", "ca-certificates", "libxrender1", "libxext6")
+ROOTFS_LABEL = "boom.rootfs.packages"
 MIRROR = os.environ.get("BOOM_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 WHEELS = REPO / "models" / "_base" / "wheels"
 
@@ -50,9 +54,20 @@ def _log(msg: str) -> None:
     print(f"[docker_support] {msg}", file=sys.stderr, flush=True)
 
 
+def _rootfs_packages(tag: str) -> str | None:
+    """The package list an imported rootfs image was made with (its label), None when there is no image."""
+    out = subprocess.run(["docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{ROOTFS_LABEL}"}}}}',
+                          tag], capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
 def ensure_rootfs_image() -> str:
-    """Debian bookworm with python3 and venv, imported as an image (minutes the first time, then cached)."""
-    if _image_exists(ROOTFS_TAG):
+    """Debian bookworm with ROOTFS_PACKAGES, imported as an image (minutes the first time, then cached).
+
+    An image made from another package list (an older checkout's) is rebuilt, not silently reused.
+    """
+    packages = ",".join(ROOTFS_PACKAGES)
+    if _rootfs_packages(ROOTFS_TAG) == packages:
         return ROOTFS_TAG
     if shutil.which("debootstrap") is None:
         subprocess.run(["apt-get", "update", "-qq"], check=True)
@@ -64,7 +79,7 @@ def ensure_rootfs_image() -> str:
         root = Path(tmp) / "rootfs"
         _log(f"debootstrap bookworm into {root}")
         subprocess.run(
-            ["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
+            ["debootstrap", "--variant=minbase", f"--include={packages}",
              "bookworm", str(root), MIRROR],
             check=True, stdout=subprocess.DEVNULL,
         )
@@ -73,7 +88,8 @@ def ensure_rootfs_image() -> str:
         shutil.rmtree(root / "var" / "cache" / "apt" / "archives", ignore_errors=True)
         tar = subprocess.Popen(["tar", "-C", str(root), "--exclude=./proc/*", "--exclude=./sys/*", "-c", "."],
                                stdout=subprocess.PIPE)
-        subprocess.run(["docker", "import", "-c", "CMD [\"/bin/bash\"]", "-", ROOTFS_TAG], stdin=tar.stdout,
+        subprocess.run(["docker", "import", "-c", "CMD [\"/bin/bash\"]", "-c", f"LABEL {ROOTFS_LABEL}={packages}",
+                        "-", ROOTFS_TAG], stdin=tar.stdout,
                        check=True, stdout=subprocess.DEVNULL)
         tar.wait()
     finally:
