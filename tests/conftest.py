@@ -5,14 +5,56 @@ prepared data go to a temporary folder so tests never touch a user's results.
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_RAW = REPO.parent / "shared" / "data" / "llnl-chno-10k"
+# SMILES with the cases a tokenizer must get right: nitro groups, charged atoms, stereo, aromatic N-H
+SAMPLE_SMILES = ["CCO", "c1ccccc1N(=O)=O", "CC[N+](=O)[O-]", "C#N", "OC1CC1F", "CC(=O)N[C@@H](C)C(=O)O", "c1cc[nH]c1"]
+_MODEL_MODULES: dict[str, dict[str, ModuleType]] = {}  # model folder -> its modules, by sys.modules name
+
+
+def model_module(model: str, name: str = "main") -> ModuleType:
+    """Import ``models/<model>/<name>.py`` the way its entry point sees it (its folder first on sys.path).
+
+    Model folders hold modules with generic names (``network``, ``etnet``...), so the folder's modules are
+    kept per model and taken out of ``sys.modules`` again: another folder's ``network`` is never found in
+    their place, and every test of one model shares one instance of each module (same classes).
+    ``main`` is registered as ``<model>_main``.
+    """
+    folder = REPO / "models" / model
+    key = f"{model.replace('-', '_')}_main" if name == "main" else name
+    own = _MODEL_MODULES.setdefault(model, {})
+    if key in own:
+        return own[key]
+    names = {p.stem for p in folder.glob("*.py")} | set(own) | {key}
+    hidden = {k: sys.modules.pop(k) for k in names if k in sys.modules}  # another folder's namesakes
+    sys.modules.update(own)
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location(key, folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+        for k in names:
+            if k in sys.modules:  # <model>_main stays registered: its name is unique
+                own[k] = sys.modules[k] if k == key else sys.modules.pop(k)
+        sys.modules.update({k: m for k, m in hidden.items() if m is not own.get(k)})
+    return own[key]
+
+
+def param_getter(values: dict):
+    """The ``param(name, default)`` callable an entry point's Context offers, over a plain dict."""
+    return lambda name, default=None: values.get(name, default)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -17,7 +17,6 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 REQUIRED = ("slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo", "munged")
 

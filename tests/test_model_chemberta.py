@@ -1,21 +1,15 @@
 """ChemBERTa: CPU smoke runs through the local runner, and strict loading of a pretrained checkpoint."""
 from __future__ import annotations
 
-import importlib.util
 
 import pytest
 import torch
 
-from tests.conftest import REPO, smoke_run
-
-TRAIN_SMILES = ["CCO", "c1ccccc1N(=O)=O", "CC[N+](=O)[O-]", "C#N", "OC1CC1F", "CC(=O)N[C@@H](C)C(=O)O", "c1cc[nH]c1"]
+from tests.conftest import SAMPLE_SMILES, model_module, param_getter, smoke_run
 
 
 def _main():
-    spec = importlib.util.spec_from_file_location("chemberta_main", REPO / "models" / "chemberta" / "main.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return model_module("chemberta")
 
 
 def _tiny_checkpoint(folder, hidden=32):
@@ -23,7 +17,7 @@ def _tiny_checkpoint(folder, hidden=32):
 
     from boom_kit.tokenize import build_vocab, make_tokenizer
 
-    tok = make_tokenizer(build_vocab(TRAIN_SMILES))
+    tok = make_tokenizer(build_vocab(SAMPLE_SMILES))
     config = RobertaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
                            intermediate_size=64, max_position_embeddings=300, type_vocab_size=1,
                            pad_token_id=tok.pad_token_id)
@@ -34,13 +28,9 @@ def _tiny_checkpoint(folder, hidden=32):
     return model
 
 
-def _param(values):
-    return lambda name, default=None: values.get(name, default)
-
-
 def test_pretrained_checkpoint_loads_exactly(tmp_path):
     saved = _tiny_checkpoint(tmp_path / "ckpt")
-    encoder, tokenizer, info = _main().build(_param({"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
+    encoder, tokenizer, info = _main().build(param_getter({"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
     assert info["dropped_head_weights"] > 0  # the MLM head is dropped, reported
     ref = {k.removeprefix("roberta."): v for k, v in saved.state_dict().items() if k.startswith("roberta.")}
     got = encoder.state_dict()
@@ -65,15 +55,15 @@ def test_mismatched_or_missing_weights_are_an_error(tmp_path):
     _tiny_checkpoint(tmp_path / "b", hidden=48)
     (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError):
-        _main().build(_param({"pretrained": str(tmp_path / "a")}), ["CCC"])
+        _main().build(param_getter({"pretrained": str(tmp_path / "a")}), ["CCC"])
     _tiny_checkpoint(tmp_path / "c")
     weights = load_file(tmp_path / "c" / "model.safetensors")
     dropped = {k: v for k, v in weights.items() if "layer.1." not in k}
     save_file(dropped, tmp_path / "c" / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(CheckpointError, match="missing"):
-        _main().build(_param({"pretrained": str(tmp_path / "c")}), ["CCC"])
+        _main().build(param_getter({"pretrained": str(tmp_path / "c")}), ["CCC"])
     with pytest.raises(CheckpointError):
-        _main().build(_param({"pretrained": str(tmp_path / "nowhere")}), ["CCC"])
+        _main().build(param_getter({"pretrained": str(tmp_path / "nowhere")}), ["CCC"])
 
 
 def test_smoke_density(prepared):

@@ -1,6 +1,4 @@
 """egnn: smoke runs, E(3) invariance of predictions, and a learned (trainable) coordinate update."""
-import importlib.util
-import pathlib
 
 import numpy as np
 import pandas as pd
@@ -10,17 +8,13 @@ import torch
 from boom_kit import graphs
 from boom_kit.geometry import Geometry
 
-from tests.conftest import smoke_run
+from tests.conftest import model_module, smoke_run
 
-MAIN = pathlib.Path(__file__).resolve().parents[1] / "models" / "egnn" / "main.py"
 SMILES = ["CC(=O)Nc1ccc(O)cc1", "OCC1OC(O)C(O)C1O", "C#CCN(C)C"]
 
 
 def _main():
-    spec = importlib.util.spec_from_file_location("egnn_main", MAIN)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return model_module("egnn")
 
 
 def _geometries():

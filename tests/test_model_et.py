@@ -1,29 +1,18 @@
 """et: smoke runs on density and mu, heads from the property table, invariance, checkpoint loading."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, smoke_run
+from tests.conftest import model_module, smoke_run
 
 torch = pytest.importorskip("torch")
-ET_DIR = REPO / "models" / "et"
 
 
 def _et_modules():
-    if str(ET_DIR) not in sys.path:
-        sys.path.insert(0, str(ET_DIR))
-    import etnet
-
-    spec = importlib.util.spec_from_file_location("et_main", ET_DIR / "main.py")
-    main = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(main)
-    return etnet, main
+    return model_module("et", "etnet"), model_module("et")
 
 
 def _molecules():

@@ -1,6 +1,4 @@
 """gnn-invariant: smoke runs, and predictions that depend on distances only."""
-import importlib.util
-import pathlib
 
 import numpy as np
 import pandas as pd
@@ -10,16 +8,12 @@ import torch
 from boom_kit import graphs
 from boom_kit.geometry import Geometry
 
-from tests.conftest import smoke_run
+from tests.conftest import model_module, smoke_run
 
-MAIN = pathlib.Path(__file__).resolve().parents[1] / "models" / "gnn-invariant" / "main.py"
 
 
 def _encoder(hidden=16, layers=2):
-    spec = importlib.util.spec_from_file_location("ginv_main", MAIN)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.InvariantEncoder(hidden, layers, 16, 10.0)
+    return model_module("gnn-invariant").InvariantEncoder(hidden, layers, 16, 10.0)
 
 
 def _predict(model, mols):

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import smoke_run
+from tests.conftest import model_module, smoke_run
 
 
 @pytest.mark.parametrize("prop", ["density", "gap"])
@@ -23,13 +23,7 @@ def test_sum_readout_is_size_extensive():
     g = graphs.graph_from_smiles("CCO")
     gs = graphs.GraphSet([g, g])
     b = gs.batch([0, 1])
-    import importlib.util
-    import pathlib
-
-    spec = importlib.util.spec_from_file_location(
-        "tgnn_main", pathlib.Path(__file__).resolve().parents[1] / "models" / "gnn-topological" / "main.py")
-    main = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(main)
+    main = model_module("gnn-topological")
     for mode in ("sum", "mean"):
         model = graphs.GraphRegressor(main.TopologicalEncoder(16, 2), 16, mode).eval()
         with torch.no_grad():

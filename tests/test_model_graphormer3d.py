@@ -1,28 +1,18 @@
 """graphormer3d: smoke runs on density and mu, invariance, padding, readout from the table, EMA weights."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, smoke_run
+from tests.conftest import model_module, smoke_run
 
 torch = pytest.importorskip("torch")
-G3D_DIR = REPO / "models" / "graphormer3d"
 
 
 def _modules():
-    if str(G3D_DIR) not in sys.path:
-        sys.path.insert(0, str(G3D_DIR))
-    import g3dnet
-
-    spec = importlib.util.spec_from_file_location("graphormer3d_main", G3D_DIR / "main.py")
-    main = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(main)
-    return g3dnet, main
+    return model_module("graphormer3d", "g3dnet"), model_module("graphormer3d")
 
 
 def _clouds(transform=None):

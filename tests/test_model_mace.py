@@ -2,7 +2,6 @@
 element unseen in train (F) or a molecule without a geometry does not break a run."""
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, smoke_run
+from tests.conftest import model_module, smoke_run
 
 SMOKE_HP = {"readout": "auto", "dtype": "float64", "interaction": "RealAgnosticResidualInteractionBlock",
             "num_interactions": 2, "channels": 8, "max_L": 1, "max_ell": 2, "correlation": 2, "num_bessel": 4,
@@ -19,10 +18,7 @@ SMOKE_HP = {"readout": "auto", "dtype": "float64", "interaction": "RealAgnosticR
 
 @pytest.fixture(scope="module")
 def mace_main():
-    spec = importlib.util.spec_from_file_location("mace_main", REPO / "models" / "mace" / "main.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return model_module("mace")
 
 
 @pytest.fixture(autouse=True)

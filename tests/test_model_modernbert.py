@@ -1,21 +1,15 @@
 """ModernBERT: CPU smoke runs through the local runner, and strict loading of a pretrained checkpoint."""
 from __future__ import annotations
 
-import importlib.util
 
 import pytest
 import torch
 
-from tests.conftest import REPO, smoke_run
-
-TRAIN_SMILES = ["CCO", "c1ccccc1N(=O)=O", "CC[N+](=O)[O-]", "C#N", "OC1CC1F", "CC(=O)N[C@@H](C)C(=O)O", "c1cc[nH]c1"]
+from tests.conftest import SAMPLE_SMILES, model_module, param_getter, smoke_run
 
 
 def _main():
-    spec = importlib.util.spec_from_file_location("modernbert_main", REPO / "models" / "modernbert" / "main.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return model_module("modernbert")
 
 
 def _tiny_checkpoint(folder, hidden=32):
@@ -23,7 +17,7 @@ def _tiny_checkpoint(folder, hidden=32):
 
     from boom_kit.tokenize import build_vocab, make_tokenizer
 
-    tok = make_tokenizer(build_vocab(TRAIN_SMILES))
+    tok = make_tokenizer(build_vocab(SAMPLE_SMILES))
     config = ModernBertConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=48, num_hidden_layers=3,
                               num_attention_heads=2, max_position_embeddings=256, pad_token_id=tok.pad_token_id,
                               bos_token_id=tok.cls_token_id, cls_token_id=tok.cls_token_id,
@@ -35,13 +29,9 @@ def _tiny_checkpoint(folder, hidden=32):
     return model, AutoTokenizer.from_pretrained(folder)
 
 
-def _param(values):
-    return lambda name, default=None: values.get(name, default)
-
-
 def test_pretrained_checkpoint_loads_exactly(tmp_path):
     saved, saved_tok = _tiny_checkpoint(tmp_path / "ckpt")
-    encoder, tokenizer, info = _main().build(_param({"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
+    encoder, tokenizer, info = _main().build(param_getter({"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
     assert info["dropped_head_weights"] > 0  # the MLM head is dropped, reported
     ref = {k.removeprefix("model."): v for k, v in saved.state_dict().items() if k.startswith("model.")}
     got = encoder.state_dict()
@@ -60,19 +50,17 @@ def test_mismatched_or_missing_weights_are_an_error(tmp_path):
     _tiny_checkpoint(tmp_path / "b", hidden=48)
     (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError):
-        _main().build(_param({"pretrained": str(tmp_path / "a")}), ["CCC"])
+        _main().build(param_getter({"pretrained": str(tmp_path / "a")}), ["CCC"])
     _tiny_checkpoint(tmp_path / "c")
     weights = load_file(tmp_path / "c" / "model.safetensors")
     save_file({k: v for k, v in weights.items() if "layers.2." not in k}, tmp_path / "c" / "model.safetensors",
               metadata={"format": "pt"})
     with pytest.raises(CheckpointError, match="missing"):
-        _main().build(_param({"pretrained": str(tmp_path / "c")}), ["CCC"])
+        _main().build(param_getter({"pretrained": str(tmp_path / "c")}), ["CCC"])
 
 
 def test_default_size_is_about_40m_parameters():
-    from boom_kit.tokenize import build_vocab, make_tokenizer  # noqa: F401
-
-    encoder, _, _ = _main().build(_param({}), ["CCO", "c1ccccc1N(=O)=O"])
+    encoder, _, _ = _main().build(param_getter({}), ["CCO", "c1ccccc1N(=O)=O"])
     n = sum(p.numel() for p in encoder.parameters())
     assert 35e6 < n < 45e6, n
 

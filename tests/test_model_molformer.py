@@ -1,44 +1,30 @@
 """MoLFormer: CPU smoke runs, the linear attention's padding/eval behaviour, strict checkpoint loading."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 
 import pytest
 import torch
 
-from tests.conftest import REPO, smoke_run
-
-FOLDER = REPO / "models" / "molformer"
-TRAIN_SMILES = ["CCO", "c1ccccc1N(=O)=O", "CC[N+](=O)[O-]", "C#N", "OC1CC1F", "c1cc[nH]c1"]
+from tests.conftest import SAMPLE_SMILES, model_module, param_getter, smoke_run
 
 
 def _main():
-    if str(FOLDER) not in sys.path:
-        sys.path.insert(0, str(FOLDER))
-    spec = importlib.util.spec_from_file_location("molformer_main", FOLDER / "main.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return model_module("molformer")
 
 
 def _tiny(hidden=32, vocab=20, layers=2):
-    _main()
-    from molformer_model import MolformerConfig, MolformerModel
+    mm = model_module("molformer", "molformer_model")
+    MolformerConfig, MolformerModel = mm.MolformerConfig, mm.MolformerModel
 
     torch.manual_seed(1)
     return MolformerModel(MolformerConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
                                           num_attention_heads=2, intermediate_size=32, num_random_features=8))
 
 
-def _param(values):
-    return lambda name, default=None: values.get(name, default)
-
-
 def _checkpoint(folder, hidden=32):
     from boom_kit.tokenize import build_vocab, make_tokenizer
 
-    tok = make_tokenizer(build_vocab(TRAIN_SMILES))
+    tok = make_tokenizer(build_vocab(SAMPLE_SMILES))
     model = _tiny(hidden=hidden, vocab=len(tok))
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
@@ -72,7 +58,7 @@ def test_checkpoint_loads_exactly_and_mismatches_fail(tmp_path):
     from boom_kit.tokenize import CheckpointError
 
     saved, tok = _checkpoint(tmp_path / "ckpt")
-    encoder, tokenizer, info = _main().build(_param({"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
+    encoder, tokenizer, info = _main().build(param_getter({"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
     assert info["pretrained"] == str(tmp_path / "ckpt")
     ref = saved.state_dict()
     assert set(encoder.state_dict()) == set(ref)
@@ -82,7 +68,7 @@ def test_checkpoint_loads_exactly_and_mismatches_fail(tmp_path):
     _checkpoint(tmp_path / "wide", hidden=48)
     (tmp_path / "ckpt" / "model.safetensors").write_bytes((tmp_path / "wide" / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError):
-        _main().build(_param({"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
+        _main().build(param_getter({"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
     from safetensors.torch import load_file, save_file
 
     _checkpoint(tmp_path / "short")
@@ -90,11 +76,11 @@ def test_checkpoint_loads_exactly_and_mismatches_fail(tmp_path):
     save_file({k: v for k, v in w.items() if not k.startswith("layers.1.")}, tmp_path / "short" / "model.safetensors",
               metadata={"format": "pt"})
     with pytest.raises(CheckpointError, match="missing"):
-        _main().build(_param({"pretrained": str(tmp_path / "short")}), ["CCC"])
+        _main().build(param_getter({"pretrained": str(tmp_path / "short")}), ["CCC"])
 
 
 def test_default_shape_is_molformer_xl():
-    encoder, _, _ = _main().build(_param({}), TRAIN_SMILES)
+    encoder, _, _ = _main().build(param_getter({}), SAMPLE_SMILES)
     assert len(encoder.layers) == 12 and encoder.config.hidden_size == 768
     assert encoder.layers[0].attention.feature_map.shape == (64, 32)
 

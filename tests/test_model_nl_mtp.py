@@ -7,44 +7,21 @@
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests.conftest import REPO, smoke_run
+from tests.conftest import REPO, model_module, smoke_run
 
-FOLDER = REPO / "models" / "nl-mtp"
-_CACHE: dict = {}
 
 
 def _load():
-    """network, objective and main of this model, imported without leaving 'network'/'objective' in
-    sys.modules (other model folders may have modules of the same name)."""
-    if _CACHE:
-        return _CACHE["network"], _CACHE["objective"], _CACHE["main"]
-    saved = {k: sys.modules.pop(k) for k in ("network", "objective") if k in sys.modules}
-    sys.path.insert(0, str(FOLDER))
-    try:
-        for name in ("network", "objective", "main"):
-            spec = importlib.util.spec_from_file_location(name if name != "main" else "nl_mtp_main", FOLDER / f"{name}.py")
-            module = importlib.util.module_from_spec(spec)
-            if name != "main":
-                sys.modules[name] = module
-            spec.loader.exec_module(module)
-            _CACHE[name] = module
-    finally:
-        sys.path.remove(str(FOLDER))
-        for k in ("network", "objective"):
-            sys.modules.pop(k, None)
-        sys.modules.update(saved)
-    return _CACHE["network"], _CACHE["objective"], _CACHE["main"]
+    """network, objective and main of this model."""
+    return tuple(model_module("nl-mtp", name) for name in ("network", "objective", "main"))
 
 
 def _tiny(seed: int = 0, n_context: int = 12, dropout: float = 0.0):
@@ -85,7 +62,7 @@ def test_smoke(prepared, prop):
 def test_spec_and_default_size():
     from boom_schema.spec import load_spec
 
-    spec = load_spec(FOLDER / "model.yaml")
+    spec = load_spec(REPO / "models" / "nl-mtp" / "model.yaml")
     assert spec.gpu.value == "optional" and len(spec.tasks) == 10
     network, _, main = _load()
     d = spec.defaults

@@ -1,26 +1,18 @@
 """Regression Transformer: number encoding, no target leakage, strict checkpoint loading, CPU smoke runs."""
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import REPO, smoke_run
+from tests.conftest import model_module, param_getter, smoke_run
 
 SMILES = ["CCO", "c1ccccc1N(=O)=O", "CC[N+](=O)[O-]", "C#N", "OC1CC1F", "c1cc[nH]c1"]
 
 
 def _main():
-    spec = importlib.util.spec_from_file_location("rt_main", REPO / "models" / "regression-transformer" / "main.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _param(values):
-    return lambda name, default=None: values.get(name, default)
+    return model_module("regression-transformer")
 
 
 def test_number_tokens_round_trip():
@@ -49,7 +41,7 @@ def test_selfies_cover_the_nitro_groups():
 def test_targets_never_leak_into_the_input():
     m = _main()
     selfies = m.to_selfies(SMILES)
-    _, tokenizer, _ = m.build(_param({"num_layers": 1, "d_model": 16, "num_heads": 2, "d_inner": 16}), selfies)
+    _, tokenizer, _ = m.build(param_getter({"num_layers": 1, "d_model": 16, "num_heads": 2, "d_inner": 16}), selfies)
     z = np.array([1.234, -0.5, 2.0, 0.0, -3.21, 0.7])
     ids, att, cls_idx, _ = m.encode(tokenizer, selfies, z, 64)
     mask_id = tokenizer.mask_token_id
@@ -84,7 +76,7 @@ def test_checkpoint_loads_exactly_and_mismatches_fail(tmp_path):
 
     m = _main()
     saved, tok = _checkpoint(tmp_path / "ckpt")
-    model, tokenizer, info = m.build(_param({"pretrained": str(tmp_path / "ckpt")}), [])
+    model, tokenizer, info = m.build(param_getter({"pretrained": str(tmp_path / "ckpt")}), [])
     ref = saved.state_dict()
     assert set(model.state_dict()) == set(ref)
     for k, v in model.state_dict().items():
@@ -93,12 +85,12 @@ def test_checkpoint_loads_exactly_and_mismatches_fail(tmp_path):
     # a tokenizer without the property tokens cannot be used
     make_tokenizer(build_vocab(["[C][O]"])).save_pretrained(tmp_path / "ckpt")
     with pytest.raises(CheckpointError, match="property tokens"):
-        m.build(_param({"pretrained": str(tmp_path / "ckpt")}), [])
+        m.build(param_getter({"pretrained": str(tmp_path / "ckpt")}), [])
     _checkpoint(tmp_path / "a")
     _checkpoint(tmp_path / "b", d_model=48)
     (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError):
-        m.build(_param({"pretrained": str(tmp_path / "a")}), [])
+        m.build(param_getter({"pretrained": str(tmp_path / "a")}), [])
 
 
 def test_smoke_density(prepared):
