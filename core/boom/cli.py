@@ -210,7 +210,7 @@ def matrix_cmd(models_: Optional[str], props: Optional[str], seeds: Optional[str
                time_limit: Optional[str], max_parallel: Optional[int], show_status: bool, do_cancel: bool,
                no_wait: bool) -> None:
     """Run every (model, property, seed) the specs support; finished runs are skipped, so reruns resume."""
-    from boom import matrix, report
+    from boom import matrix
     from boom.runners import select
 
     if executor == "slurm" or show_status or do_cancel:
@@ -233,12 +233,7 @@ def matrix_cmd(models_: Optional[str], props: Optional[str], seeds: Optional[str
                f"per job, runner {runner.name}")
     results = matrix.run_matrix(selected, runner, jobs=jobs, overrides=overrides, subset=subset, smoke=smoke,
                                 device=device, timeout_s=timeout_s, force=force, threads=threads, echo=click.echo)
-    click.echo("")
-    click.echo(matrix.summary(results))
-    if not no_report:
-        _, written = report.write()
-        click.echo("leaderboard: " + ", ".join(str(p) for p in written))
-    if strict and any(r.status != RunStatus.OK.value for r in results):
+    if not matrix.conclude(results, not no_report, click.echo) and strict:
         sys.exit(1)
 
 

@@ -131,6 +131,21 @@ def run_matrix(selected: Sequence[Cell], runner, jobs: int = 1, overrides: Optio
     return [results[c] for c in selected if c in results]
 
 
+def conclude(results: Sequence[CellResult], write_report: bool, echo: Callable[[str], None]) -> bool:
+    """After a matrix (any executor): the summary table, then the leaderboard unless told not to.
+
+    Returns True when every cell is ok, so that ``--strict`` can turn a failed cell into exit status 1.
+    """
+    echo("")
+    echo(summary(results))
+    if write_report:
+        from boom import report
+
+        _, written = report.write()
+        echo("leaderboard: " + ", ".join(str(p) for p in written))
+    return all(r.status == RunStatus.OK.value for r in results)
+
+
 def summary(results: Sequence[CellResult]) -> str:
     """A plain-text table of the matrix and a count line."""
     head = f"{'model':16s} {'property':9s} {'seed':>4s} {'status':8s} {'ID RMSE':>10s} {'OOD RMSE':>10s} {'wall s':>8s}  note"

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from boom_schema import ModelSpec, SpecError, load_spec
+from boom_schema import ModelSpec, load_spec
 from boom import paths
 from boom.hashing import sha256_file, sha256_json
 

@@ -41,7 +41,7 @@ def run_matrix(selected: Sequence[Cell], runner: str, cfg: SlurmConfig, override
             for cs in follow([sub], poll_s=cfg.poll_s, echo=echo):
                 by_cell[cs.cell.cell] = to_result(cs)
         else:
-            echo(f"slurm: not waiting; follow with `boom matrix --executor slurm --status`")
+            echo("slurm: not waiting; follow with `boom matrix --executor slurm --status`")
             for cs in states(sub):
                 by_cell[cs.cell.cell] = to_result(cs)
     else:

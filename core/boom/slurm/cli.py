@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from boom_schema import RunStatus, SpecError
+from boom_schema import SpecError
 
 
 def matrix_slurm(models_: Optional[str], props: Optional[str], seeds: Optional[str], runner_name: str,
@@ -15,7 +15,7 @@ def matrix_slurm(models_: Optional[str], props: Optional[str], seeds: Optional[s
                  gpus_per_job: Optional[int], time_limit: Optional[str], max_parallel: Optional[int],
                  show_status: bool, do_cancel: bool, no_wait: bool, memory_gb: Optional[float] = None,
                  overrides: Optional[dict] = None) -> None:
-    from boom import matrix, report
+    from boom import matrix
     from boom import slurm
     from boom.slurm.commands import SlurmError
 
@@ -41,10 +41,5 @@ def matrix_slurm(models_: Optional[str], props: Optional[str], seeds: Optional[s
         raise click.ClickException(str(exc)) from None
     if no_wait:
         return
-    click.echo("")
-    click.echo(matrix.summary(results))
-    if not no_report:
-        _, written = report.write()
-        click.echo("leaderboard: " + ", ".join(str(p) for p in written))
-    if strict and any(r.status != RunStatus.OK.value for r in results):
+    if not matrix.conclude(results, not no_report, click.echo) and strict:
         sys.exit(1)

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "REQUEUE_HOLD",
           "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
@@ -115,9 +115,8 @@ def _expand(spec: str) -> list[int]:
 _ARRAY_ID = re.compile(r"^(\d+)_(\[[^\]]*\]|\d+)$")
 
 
-def parse_squeue(text: str, job_id: str) -> dict[int, TaskState]:
-    """Lines of ``squeue -h -r -t all -o '%i|%T|%r|%M|%l'`` for one array job."""
-    out: dict[int, TaskState] = {}
+def _array_rows(text: str, job_id: str) -> Iterator[tuple[int, list[str]]]:
+    """(task index, fields) of every ``|``-separated line about one array job (ranges expanded)."""
     for line in text.splitlines():
         parts = line.strip().split("|")
         if len(parts) < 5:
@@ -126,26 +125,21 @@ def parse_squeue(text: str, job_id: str) -> dict[int, TaskState]:
         if not m or m.group(1) != job_id:
             continue
         for task in _expand(m.group(2)):
-            out[task] = TaskState(task, parts[1].split()[0], reason=parts[2], elapsed=parts[3], time_limit=parts[4],
-                                  job_id=f"{job_id}_{task}")
-    return out
+            yield task, parts
+
+
+def parse_squeue(text: str, job_id: str) -> dict[int, TaskState]:
+    """Lines of ``squeue -h -r -t all -o '%i|%T|%r|%M|%l'`` for one array job."""
+    return {task: TaskState(task, parts[1].split()[0], reason=parts[2], elapsed=parts[3], time_limit=parts[4],
+                            job_id=f"{job_id}_{task}")
+            for task, parts in _array_rows(text, job_id)}
 
 
 def parse_sacct(text: str, job_id: str) -> dict[int, TaskState]:
     """Lines of ``sacct -X -n -P -o JobID,State,ExitCode,Elapsed,Timelimit`` for one array job."""
-    out: dict[int, TaskState] = {}
-    for line in text.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) < 5:
-            continue
-        m = _ARRAY_ID.match(parts[0])
-        if not m or m.group(1) != job_id:
-            continue
-        state = parts[1].split()[0] if parts[1].strip() else "UNKNOWN"
-        for task in _expand(m.group(2)):
-            out[task] = TaskState(task, state, exit_code=parts[2], elapsed=parts[3], time_limit=parts[4],
-                                  job_id=f"{job_id}_{task}")
-    return out
+    return {task: TaskState(task, parts[1].split()[0] if parts[1].strip() else "UNKNOWN", exit_code=parts[2],
+                            elapsed=parts[3], time_limit=parts[4], job_id=f"{job_id}_{task}")
+            for task, parts in _array_rows(text, job_id)}
 
 
 def squeue(job_id: str) -> dict[int, TaskState]:

@@ -17,7 +17,7 @@ names a site path: defaults come from the environment the matrix is submitted fr
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
