@@ -46,6 +46,9 @@ def main() -> int:
     if not args.no_build:
         rows = build(models)
         text = ("# Model images built on this machine (local Debian rootfs base, offline wheelhouse)\n\n"
+                f"Built by `python bench/build_model_images.py` on {time.strftime('%Y-%m-%d')} ({os.cpu_count()} "
+                "cores). The wheelhouse row is the time to fill it (short when the wheels were already there); "
+                "sizes include the shared base-torch layers (torch with its CUDA wheels, the wheelhouse).\n\n"
                 "| image | build s | size MB |\n|---|---|---|\n" + "\n".join(rows) + "\n")
     checks = check_containers(models, args.subset, args.props.split(","))
     text = text.split(CHECKS_HEADING)[0].rstrip() + "\n\n" + CHECKS_HEADING + "\n\n" + CHECKS_INTRO + "\n\n" + \

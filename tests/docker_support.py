@@ -5,7 +5,8 @@ No registry can be pulled from on the test machines, so the Docker tests build e
 1. ``boom-tte/debian-rootfs:bookworm``: Debian bookworm (python3, venv, libXrender) made with ``debootstrap`` into a
    folder and loaded with ``docker import``; it stands in for ``BASE_IMAGE`` (the CUDA runtime image).
 2. ``models/_base/wheels/``: the base requirements downloaded on the host with pip (the host's Python is
-   3.11, like bookworm's), so that image builds need no network (``PIP_OFFLINE=1``).
+   3.11, like bookworm's), so that image builds need no network (``PIP_OFFLINE=1``); torch's wheels and
+   those of torch models go to ``models/_base/wheels-torch/``, which only base-torch copies.
 3. ``boom-tte/base:<content hash>`` through ``boom.images`` (skipped when that tag exists), so CI rebuilds
    the base only when its definition, the schema, the kit or the constraints change.
 
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 ROOTFS_TAG = "boom-tte/debian-rootfs:bookworm"
@@ -29,7 +31,8 @@ ROOTFS_TAG = "boom-tte/debian-rootfs:bookworm"
 ROOTFS_PACKAGES = ("python3", "python3-venv", "ca-certificates", "libxrender1", "libxext6")
 ROOTFS_LABEL = "boom.rootfs.packages"
 MIRROR = os.environ.get("BOOM_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-WHEELS = REPO / "models" / "_base" / "wheels"
+WHEELS = REPO / "models" / "_base" / "wheels"  # the base image's wheels (numpy, rdkit, ...)
+TORCH_WHEELS = REPO / "models" / "_base" / "wheels-torch"  # torch's and the torch models' (GBs: base-torch only)
 
 
 def in_ci() -> bool:
@@ -100,12 +103,17 @@ def ensure_rootfs_image() -> str:
     return ROOTFS_TAG
 
 
-def fill_wheelhouse(*requirement_files: Path, dest: Path = WHEELS) -> Path:
-    """Download the wheels of the given requirement files (pinned by the constraints) into ``dest``."""
+def fill_wheelhouse(*requirement_files: Path, dest: Path = WHEELS, beside: Path | None = None) -> Path:
+    """Download the wheels of the given requirement files (pinned by the constraints) into ``dest``.
+
+    ``beside``: a wheelhouse the same image already carries; its wheels are not kept twice.
+    """
     files = requirement_files or (REPO / "models" / "_base" / "requirements.txt",)
     dest.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
             "-d", str(dest), "-c", str(REPO / "requirements" / "constraints.txt")]
+    if beside is not None:
+        args += ["--find-links", str(beside)]
     for f in files:
         args += ["-r", str(f)]
     env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "PIP_NO_INDEX")}
@@ -114,6 +122,11 @@ def fill_wheelhouse(*requirement_files: Path, dest: Path = WHEELS) -> Path:
     if stamp.exists() and stamp.read_text() == key:
         return dest
     subprocess.run(args, check=True, env=env)
+    if beside is not None:  # pip copies what it found beside into dest: drop those again
+        have = {p.name for p in beside.glob("*.whl")}
+        for p in dest.glob("*.whl"):
+            if p.name in have:
+                p.unlink()
     stamp.write_text(key)
     return dest
 
@@ -127,13 +140,8 @@ def configure_env() -> None:
 def ensure_orchestrator_image() -> str:
     """boom-tte/orchestrator:latest for compose (not content-tagged: compose builds it too)."""
     base = ensure_base_image("base")
-    orch = fill_wheelhouse(REPO / "models" / "_base" / "orchestrator-requirements.txt",
-                           dest=REPO / "models" / "_base" / "wheels-orchestrator")
-    # what the base already has need not be in the orchestrator's wheelhouse
-    have = {p.name for p in WHEELS.glob("*.whl")}
-    for p in orch.glob("*.whl"):
-        if p.name in have:
-            p.unlink()
+    fill_wheelhouse(REPO / "models" / "_base" / "orchestrator-requirements.txt",
+                    dest=REPO / "models" / "_base" / "wheels-orchestrator", beside=WHEELS)
     from boom import images
 
     c = images.client()
@@ -142,18 +150,33 @@ def ensure_orchestrator_image() -> str:
                         {"BOOM_BASE": base}, sys.stderr, latest=False)
 
 
-def ensure_base_image(kind: str = "base") -> str:
-    """The content-hash tagged base image, built only when missing."""
+def ensure_base_image(kind: str = "base", model_requirements: Sequence[Path] = ()) -> str:
+    """The content-hash tagged base image, built only when missing.
+
+    For ``base-torch`` the torch wheels and those of ``model_requirements`` go to their own wheelhouse,
+    which only base-torch copies: the model images built on it install offline from what it carries.
+    """
     if kind == "orchestrator":
         return ensure_orchestrator_image()
     ensure_rootfs_image()
     fill_wheelhouse()
-    if kind == "base-torch":
-        fill_wheelhouse(REPO / "models" / "_base" / "requirements.txt", REPO / "models" / "_base" / "torch-requirements.txt")
     configure_env()
     from boom import images
 
+    if kind == "base-torch":
+        fill_wheelhouse(REPO / "models" / "_base" / "torch-requirements.txt", *model_requirements,
+                        dest=TORCH_WHEELS, beside=WHEELS)
     return images.ensure_base(kind, log=sys.stderr)
+
+
+def require_daemon() -> None:
+    """Skip a Docker test where no daemon answers, but fail it under CI=true (CI must run them)."""
+    import pytest
+
+    if not daemon_answers():
+        if in_ci():
+            pytest.fail("CI=true but no Docker daemon answers: the Docker tests must run in CI")
+        pytest.skip("no Docker daemon answers (set CI=true to make this a failure)")
 
 
 if __name__ == "__main__":

@@ -34,8 +34,8 @@ HEADER = """\
 #   docker-compose up --build rf && docker-compose up --no-deps report    # one model, then the leaderboard
 #
 # Environment: BOOM_RAW_DIR (folder with the LLNL CHNO-10k CSVs), BOOM_BASE_IMAGE (default: a CUDA runtime
-# image), BOOM_PIP_OFFLINE=1 (builds from models/_base/wheels), BOOM_MATRIX_ARGS (e.g. "--subset 500 --smoke"),
-# BOOM_DEVICE (cuda for GPU-capable models). Results land in ./results as on the host.
+# image), BOOM_PIP_OFFLINE=1 (builds from models/_base/wheels and wheels-torch), BOOM_MATRIX_ARGS (e.g.
+# "--subset 500 --smoke"), BOOM_DEVICE (cuda for GPU-capable models). Results land in ./results as on the host.
 """
 
 DEFAULT_BASE_IMAGE = "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04"

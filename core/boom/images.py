@@ -45,7 +45,8 @@ def base_image() -> str:
 
 
 def pip_offline() -> bool:
-    """Build from the wheelhouse in models/_base/wheels only (``BOOM_PIP_OFFLINE=1``)."""
+    """Build from the offline wheelhouses only (``BOOM_PIP_OFFLINE=1``): models/_base/wheels, and
+    models/_base/wheels-torch for base-torch and the images built on it."""
     return os.environ.get("BOOM_PIP_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
@@ -150,6 +151,27 @@ def _write(log: Optional[IO[str]], text: str) -> None:
         log.flush()
 
 
+def build_context(context: Path, dockerfile: Path) -> IO[bytes]:
+    """The build context as a tar: the folder minus ``.dockerignore``, minus the wheelhouses
+    (``models/_base/wheels*``) that this Dockerfile does not COPY.
+
+    The torch wheelhouse alone is GBs and only base-torch copies it: sending it with every model build
+    would cost more than the build.
+    """
+    from docker import utils
+
+    ignore = context / ".dockerignore"
+    exclude = [line.strip() for line in ignore.read_text().splitlines()
+               if line.strip() and not line.strip().startswith("#")] if ignore.exists() else []
+    text = dockerfile.read_text()
+    for wheelhouse in sorted((context / "models" / "_base").glob("wheels*")):
+        rel = wheelhouse.relative_to(context).as_posix()
+        if wheelhouse.is_dir() and f"{rel}/" not in text:
+            exclude.append(rel)
+    rel_dockerfile = dockerfile.relative_to(context).as_posix()
+    return utils.tar(str(context), exclude=exclude, dockerfile=(rel_dockerfile, None))
+
+
 def build(docker_client, context: Path, dockerfile: Path, tag: str, buildargs: dict[str, str],
           log: Optional[IO[str]] = None, latest: bool = True, nocache: bool = False) -> str:
     """Build ``dockerfile`` (relative to ``context``) as ``tag``; stream its output to ``log``."""
@@ -158,9 +180,10 @@ def build(docker_client, context: Path, dockerfile: Path, tag: str, buildargs: d
     last_lines: list[str] = []
     error = None
     try:
+        rel = dockerfile.relative_to(context).as_posix()
         stream = docker_client.api.build(
-            path=str(context), dockerfile=str(dockerfile.relative_to(context)), tag=tag, buildargs=buildargs,
-            rm=True, forcerm=True, decode=True, pull=False, nocache=nocache,
+            fileobj=build_context(context, dockerfile), custom_context=True, dockerfile=rel, tag=tag,
+            buildargs=buildargs, rm=True, forcerm=True, decode=True, pull=False, nocache=nocache,
         )
         for chunk in stream:
             if "stream" in chunk:
