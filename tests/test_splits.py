@@ -1,6 +1,8 @@
 """BOOM's split definition: exact counts, disjoint and complete splits, the KDE itself, idempotence."""
 import json
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -103,10 +105,10 @@ def test_missing_raw_data_gives_a_clear_error(tmp_path, monkeypatch, boom_env):
 
 def test_modified_raw_file_is_rejected(tmp_path):
     from boom.data.llnl10k import FILES, RawDataError, load
-    from tests.conftest import SHARED_RAW
 
+    raw = Path(os.environ["BOOM_RAW_DIR"])  # the raw-data folder the suite runs with (CI sets it)
     for name in FILES:
-        shutil.copy(SHARED_RAW / name, tmp_path / name)
+        shutil.copy(raw / name, tmp_path / name)
     with open(tmp_path / "10k_dft_hof_data.csv", "a") as fh:
         fh.write("C,1.0\n")
     with pytest.raises(RawDataError, match="sha256"):
