@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 
-import pytest
 import torch
 
+from tests.checkpoint_cases import assert_rejects_bad_checkpoints
 from tests.conftest import SAMPLE_SMILES, model_module, param_getter, smoke_run
 
 
@@ -47,23 +47,8 @@ def saved_vocab(folder):
 
 
 def test_mismatched_or_missing_weights_are_an_error(tmp_path):
-    from safetensors.torch import load_file, save_file
-
-    from boom_kit.tokenize import CheckpointError
-
-    _tiny_checkpoint(tmp_path / "a", hidden=32)
-    _tiny_checkpoint(tmp_path / "b", hidden=48)
-    (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
-    with pytest.raises(CheckpointError):
-        _main().build(param_getter({"pretrained": str(tmp_path / "a")}), ["CCC"])
-    _tiny_checkpoint(tmp_path / "c")
-    weights = load_file(tmp_path / "c" / "model.safetensors")
-    dropped = {k: v for k, v in weights.items() if "layer.1." not in k}
-    save_file(dropped, tmp_path / "c" / "model.safetensors", metadata={"format": "pt"})
-    with pytest.raises(CheckpointError, match="missing"):
-        _main().build(param_getter({"pretrained": str(tmp_path / "c")}), ["CCC"])
-    with pytest.raises(CheckpointError):
-        _main().build(param_getter({"pretrained": str(tmp_path / "nowhere")}), ["CCC"])
+    assert_rejects_bad_checkpoints(lambda p: _main().build(param_getter({"pretrained": str(p)}), ["CCC"]),
+                                   lambda p, width: _tiny_checkpoint(p, hidden=width), tmp_path, "layer.1.")
 
 
 def test_smoke_density(prepared):

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 
-import pytest
 import torch
 
+from tests.checkpoint_cases import assert_rejects_bad_checkpoints
 from tests.conftest import SAMPLE_SMILES, model_module, param_getter, smoke_run
 
 
@@ -55,8 +55,6 @@ def test_padding_does_not_change_real_tokens_and_eval_is_deterministic():
 
 
 def test_checkpoint_loads_exactly_and_mismatches_fail(tmp_path):
-    from boom_kit.tokenize import CheckpointError
-
     saved, tok = _checkpoint(tmp_path / "ckpt")
     encoder, tokenizer, info = _main().build(param_getter({"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
     assert info["pretrained"] == str(tmp_path / "ckpt")
@@ -65,18 +63,8 @@ def test_checkpoint_loads_exactly_and_mismatches_fail(tmp_path):
     for k, v in encoder.state_dict().items():
         assert torch.equal(v, ref[k]), k
     assert tokenizer.get_vocab() == tok.get_vocab()
-    _checkpoint(tmp_path / "wide", hidden=48)
-    (tmp_path / "ckpt" / "model.safetensors").write_bytes((tmp_path / "wide" / "model.safetensors").read_bytes())
-    with pytest.raises(CheckpointError):
-        _main().build(param_getter({"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
-    from safetensors.torch import load_file, save_file
-
-    _checkpoint(tmp_path / "short")
-    w = load_file(tmp_path / "short" / "model.safetensors")
-    save_file({k: v for k, v in w.items() if not k.startswith("layers.1.")}, tmp_path / "short" / "model.safetensors",
-              metadata={"format": "pt"})
-    with pytest.raises(CheckpointError, match="missing"):
-        _main().build(param_getter({"pretrained": str(tmp_path / "short")}), ["CCC"])
+    assert_rejects_bad_checkpoints(lambda p: _main().build(param_getter({"pretrained": str(p)}), ["CCC"]),
+                                   lambda p, width: _checkpoint(p, hidden=width), tmp_path, "layers.1.")
 
 
 def test_default_shape_is_molformer_xl():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.checkpoint_cases import assert_rejects_bad_checkpoints
 from tests.conftest import model_module, param_getter, smoke_run
 
 SMILES = ["CCO", "c1ccccc1N(=O)=O", "CC[N+](=O)[O-]", "C#N", "OC1CC1F", "c1cc[nH]c1"]
@@ -86,11 +87,8 @@ def test_checkpoint_loads_exactly_and_mismatches_fail(tmp_path):
     make_tokenizer(build_vocab(["[C][O]"])).save_pretrained(tmp_path / "ckpt")
     with pytest.raises(CheckpointError, match="property tokens"):
         m.build(param_getter({"pretrained": str(tmp_path / "ckpt")}), [])
-    _checkpoint(tmp_path / "a")
-    _checkpoint(tmp_path / "b", d_model=48)
-    (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
-    with pytest.raises(CheckpointError):
-        m.build(param_getter({"pretrained": str(tmp_path / "a")}), [])
+    assert_rejects_bad_checkpoints(lambda p: m.build(param_getter({"pretrained": str(p)}), []),
+                                   lambda p, width: _checkpoint(p, d_model=width), tmp_path, "layer.1.")
 
 
 def test_smoke_density(prepared):

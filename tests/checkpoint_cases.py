@@ -1,0 +1,38 @@
+"""The strict checkpoint-loading cases every model with ``--set pretrained=...`` must reject.
+
+A pretrained checkpoint that does not fit must stop the run, never fall back to random weights silently:
+weights of another width, a checkpoint with one layer's weights removed, and a path that does not exist.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+
+def assert_rejects_bad_checkpoints(build: Callable[[Path], Any], make_checkpoint: Callable[[Path, int], Any],
+                                   tmp_path: Path, layer_key: str, width: int = 32, other_width: int = 48) -> None:
+    """``build(folder)`` loads a checkpoint the way the model does; ``make_checkpoint(folder, width)`` writes a
+    tiny one; ``layer_key`` is a substring of the weight names of one layer (removed for the 'missing' case)."""
+    from safetensors.torch import load_file, save_file
+
+    from boom_kit.tokenize import CheckpointError
+
+    make_checkpoint(tmp_path / "wrong-width", width)
+    make_checkpoint(tmp_path / "other", other_width)
+    weights = tmp_path / "wrong-width" / "model.safetensors"
+    weights.write_bytes((tmp_path / "other" / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError):
+        build(tmp_path / "wrong-width")
+
+    make_checkpoint(tmp_path / "short", width)
+    weights = tmp_path / "short" / "model.safetensors"
+    kept = {k: v for k, v in load_file(weights).items() if layer_key not in k}
+    assert len(kept) < len(load_file(weights)), f"no weight name contains {layer_key!r}"
+    save_file(kept, weights, metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="missing"):
+        build(tmp_path / "short")
+
+    with pytest.raises(CheckpointError):
+        build(tmp_path / "nowhere")
