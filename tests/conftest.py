@@ -8,7 +8,11 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import re
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -96,3 +100,28 @@ def smoke_run(model: str, prop: str, subset: int = 60, sets: dict[str, str] | No
         assert split.n > 0
         assert math.isfinite(split.rmse) and math.isfinite(split.mae) and math.isfinite(split.r2)
     return outcome
+
+
+def stop_boom_midway(args: list[str], env: dict[str, str], results_dir: Path, sig: int = signal.SIGTERM,
+                     patience_s: float = 300) -> tuple[int, str]:
+    """Start ``boom <args>`` (a run of the fixture model in ``mode=sleep``), send it ``sig`` once the model
+    has printed its pid, and return boom's exit status and the run's log.  Waiting is bounded by
+    ``patience_s`` (image builds included) so a broken stop fails the test instead of hanging it."""
+    proc = subprocess.Popen([sys.executable, "-m", "boom.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + patience_s
+    log_path = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        logs = sorted(results_dir.rglob("log.txt"))
+        if logs and re.search(r"pid=\d+", logs[-1].read_text(errors="replace")):
+            log_path = logs[-1]
+            break
+        time.sleep(0.2)
+    assert log_path is not None, f"the model never started: {proc.stdout.read() if proc.poll() is not None else ''}"
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("boom did not stop within 60 s of the signal")
+    return proc.returncode, log_path.read_text(errors="replace")

@@ -1,12 +1,16 @@
 """The CLI on a small subset: a real run, resume, report, and clear one-line errors for bad input."""
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import stop_boom_midway
 
 REPO = Path(__file__).resolve().parents[1]
 BOOM = [sys.executable, "-m", "boom.cli"]
@@ -103,3 +107,18 @@ def test_failed_runs_are_recorded_and_touch_nothing_else(prepared, tmp_path):
     assert after == before, "a failed run changed files of an earlier run"
     rep = boom("report", env=env)
     assert "| hof (kcal/mol) | crash | n60 | 0 |" in rep.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stopping_boom_stops_the_model_process(prepared, tmp_path, sig):
+    """The model runs in its own session (for timeouts); stopping boom must still stop it, not orphan it."""
+    env = {**os.environ, "BOOM_MODELS_DIR": str(REPO / "tests" / "fixtures" / "models"),
+           "BOOM_RESULTS_DIR": str(tmp_path / "results")}
+    code, log = stop_boom_midway(["run", "broken", "density", "--subset", "60", "--set", "mode=sleep"], env,
+                                 tmp_path / "results", sig)
+    assert code != 0
+    pid = int(re.search(r"pid=(\d+)", log).group(1))
+    with pytest.raises(ProcessLookupError):  # gone, not sleeping on for an hour under init
+        os.kill(pid, 0)
+    assert "run stopped" in log
+    assert not list((tmp_path / "results").rglob("record.json")), "a stopped run is not recorded as a result"

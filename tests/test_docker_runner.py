@@ -11,11 +11,14 @@ With CI=true these tests fail when no Docker daemon answers; elsewhere they are 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests import docker_support
+from tests.conftest import stop_boom_midway
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "models"
@@ -284,3 +287,15 @@ def test_gpu_request_only_for_cuda_on_a_gpu_host(tmp_path: Path, monkeypatch: py
     assert kw["user"] != "0:0" and not kw["user"].startswith("0:")
     assert client.container.removed
     assert "fake model output" in (run_dir / "log.txt").read_text()
+
+
+def test_stopping_boom_removes_the_container(docker_ready, tmp_path: Path) -> None:
+    """A container runs in the daemon, not under boom: stopping boom must remove it, not leave it running."""
+    env = {**os.environ, "BOOM_MODELS_DIR": str(FIXTURES), "BOOM_RESULTS_DIR": str(tmp_path / "results")}
+    code, log = stop_boom_midway(["run", "broken", "density", "--subset", "60", "--set", "mode=sleep",
+                                  "--runner", "docker"], env, tmp_path / "results", signal.SIGTERM)
+    assert code != 0
+    assert "the container is removed" in log
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", "label=boom.model=broken"], capture_output=True,
+                          text=True, check=True).stdout.split()
+    assert left == [], f"containers left behind: {left}"

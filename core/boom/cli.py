@@ -18,6 +18,9 @@ def _fail(message: str) -> None:
 @click.group()
 def main() -> None:
     """BOOM-TTE: out-of-distribution benchmarks for molecular property models."""
+    from boom.runners import stop
+
+    stop.install_handlers()  # Ctrl-C / kill stop the model processes and containers too, not only boom
 
 
 @main.group()

@@ -23,6 +23,7 @@ from boom_schema import (
 from boom import registry, results
 from boom.data import tasks
 from boom.plots import parity_plot
+from boom.runners import stop
 from boom.runners.base import Execution, Runner, last_error_line
 from boom.scoring import split_scores
 
@@ -87,7 +88,11 @@ def _failure_reason(ex: Execution, log_path: Path, timeout_s: int) -> tuple[RunS
 def run(model: str, prop: str, runner: Runner, seed: int = 0, overrides: Mapping[str, str] | None = None,
         subset: Optional[int] = None, device: str = "cpu", threads: Optional[int] = None,
         timeout_s: Optional[int] = None, force: bool = False, smoke: bool = False) -> RunOutcome:
-    """Run one (model, property, seed) cell; never raises for a model failure (it is recorded)."""
+    """Run one (model, property, seed) cell; never raises for a model failure (it is recorded).
+
+    Raises ``boom.runners.stop.Stopped`` when the orchestrator is told to stop (no record is written).
+    """
+    stop.check()  # a matrix that was told to stop starts no further cell
     entry, params, data, rid = plan(model, prop, seed, overrides, subset, device, smoke)
     info = property_info(prop)
     folder = results.run_dir(info.dataset, prop, model, rid)

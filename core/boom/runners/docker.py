@@ -24,10 +24,12 @@ from typing import Optional
 from boom_schema import Task
 from boom import images
 from boom.registry import ModelEntry
+from boom.runners import stop
 from boom.runners.base import Execution
 
 INPUT_MOUNT = "/task/input"
 OUTPUT_MOUNT = "/task/output"
+WAIT_SLICE_S = 2.0  # how often a waiting run looks whether the orchestrator was told to stop
 IMAGE_USER_ID = 10001  # the ``boom`` user of models/_base/Dockerfile
 
 
@@ -139,10 +141,8 @@ class DockerRunner:
                 container.start()
                 pump = threading.Thread(target=self._stream_logs, args=(container, log), daemon=True)
                 pump.start()
-                try:
-                    result = container.wait(timeout=timeout_s)
-                    code = int(result.get("StatusCode", -1))
-                except Exception:  # requests' ReadTimeout / ConnectionError: the time limit passed
+                code = self._wait(container, started + timeout_s)
+                if code is None:  # the time limit passed
                     timed_out = True
                     code = None
                     try:
@@ -162,6 +162,9 @@ class DockerRunner:
                 if timed_out:
                     log.write(f"[boom] container killed after the time limit of {timeout_s} s\n")
                 return Execution(returncode=code, timed_out=timed_out, wall_s=wall, oom_killed=oom)
+            except stop.Stopped:
+                log.write("[boom] run stopped: the orchestrator was told to stop, the container is removed\n")
+                raise
             except docker.errors.DockerException as exc:
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 log.write(f"[boom] docker error: {exc}\n")
@@ -174,6 +177,25 @@ class DockerRunner:
                     except docker.errors.APIError:
                         pass
                 self._give_back(run_dir)
+
+    @staticmethod
+    def _wait(container, deadline: float) -> Optional[int]:
+        """The container's exit status, or None when ``deadline`` (perf_counter) passed first.
+
+        Waits in short slices so that a stop of the orchestrator (``boom.runners.stop``) is seen within
+        seconds; the ``finally`` of ``execute`` then removes the container.
+        """
+        while True:
+            stop.check()
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return None
+            asked = time.perf_counter()
+            try:
+                return int(container.wait(timeout=min(WAIT_SLICE_S, left)).get("StatusCode", -1))
+            except Exception:  # requests' ReadTimeout (not finished within the slice) or ConnectionError
+                if time.perf_counter() - asked < WAIT_SLICE_S / 2:  # failed at once: do not spin on it
+                    time.sleep(WAIT_SLICE_S)
 
     @staticmethod
     def _stream_logs(container, log) -> None:

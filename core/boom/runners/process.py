@@ -1,7 +1,8 @@
 """Supervising one model process: its own session, output to the log, a wall-clock limit, peak memory.
 
 Shared by the runners that start a process on this host (local, apptainer).  The process gets its own
-session so a timeout kills it and everything it started; ``os.wait4`` reports its peak memory.
+session so a timeout kills it and everything it started (and so does a stop of the orchestrator, see
+``boom.runners.stop``); ``os.wait4`` reports its peak memory.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+from boom.runners import stop
 from boom.runners.base import Execution
 
 POLL_S = 0.1
@@ -25,25 +27,36 @@ def supervise(cmd: Sequence[str], log_path: Path, timeout_s: int, env: Optional[
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=None if env is None else dict(env), start_new_session=True)
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() - started > timeout_s:
-                timed_out = True
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(POLL_S)
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.perf_counter() - started > timeout_s:
+                    timed_out = True
+                    _kill_session(proc.pid)
+                    pid, status, usage = os.wait4(proc.pid, 0)
+                    break
+                stop.check()
+                time.sleep(POLL_S)
+        except BaseException:  # stopped (signal) or a bug here: the model must not outlive its orchestrator
+            _kill_session(proc.pid)
+            try:
+                os.wait4(proc.pid, 0)
+            except ChildProcessError:
+                pass
+            log.write(b"[boom] run stopped: the orchestrator was told to stop, the model process was killed\n")
+            raise
     wall = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
     proc.returncode = code
-    try:  # reap anything of its session left behind
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    _kill_session(proc.pid)  # reap anything of its session left behind
     return Execution(returncode=code, timed_out=timed_out, wall_s=wall, peak_memory_mb=usage.ru_maxrss / 1024.0,
                      oom_killed=(code == -signal.SIGKILL and not timed_out))
+
+
+def _kill_session(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
