@@ -95,3 +95,16 @@ def test_check_loading_info_is_strict():
         check_loading_info("x", {"missing_keys": {"a.weight"}})
     with pytest.raises(CheckpointError, match="wrong shape"):
         check_loading_info("x", {"mismatched_keys": {("a.weight", (2, 2), (3, 3))}})
+
+
+def test_fine_tune_takes_its_schedule_from_the_spec_only():
+    """model.yaml is the one source of lr, batch size, epochs and length: a spec without them is an error
+    that names what is missing, not a silent default written again in the entry point."""
+    from boom_kit.tokenize import fine_tune
+
+    class Ctx:
+        def param(self, name, default=None):
+            return {"lr": 1e-3, "batch_size": 8}.get(name, default)
+
+    with pytest.raises(ValueError, match="epochs, max_length missing: add them to the model's model.yaml"):
+        fine_tune(Ctx(), None, None, {})

@@ -43,7 +43,7 @@ def build(param: Callable[[str, Any], Any], train_smiles: list[str], vocab_path:
 
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     encoder, tokenizer, info = build(ctx.param, ctx.train["smiles"].tolist(), ctx.artefact("vocab.json"))
-    return fine_tune(ctx, encoder, tokenizer, info, pooling="cls", dropout_key="dropout", lr=5e-5, batch_size=32, epochs=5, max_length=256, warmup=0.1)
+    return fine_tune(ctx, encoder, tokenizer, info, pooling="cls")
 
 
 if __name__ == "__main__":

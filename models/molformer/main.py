@@ -38,7 +38,7 @@ def build(param: Callable[[str, Any], Any], train_smiles: list[str], vocab_path:
 
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     encoder, tokenizer, info = build(ctx.param, ctx.train["smiles"].tolist(), ctx.artefact("vocab.json"))
-    return fine_tune(ctx, encoder, tokenizer, info, pooling="mean", dropout_key="dropout", lr=3e-5, batch_size=128, epochs=50, max_length=202, warmup=0.05)
+    return fine_tune(ctx, encoder, tokenizer, info, pooling="mean")
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     import torch
 
     from network import NLMTP
-    from objective import LossWeights, importance_weights, nl_mtp_loss, pseudo_outcome
+    from objective import LossWeights, importance_weights, nl_mtp_loss
 
     p = ctx.param
     n_envs, delta_da = int(p("n_envs", 16)), float(p("delta", CH2_DA))

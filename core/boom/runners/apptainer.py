@@ -31,7 +31,6 @@ from boom.runners.process import supervise
 
 INPUT_MOUNT = "/task/input"
 OUTPUT_MOUNT = "/task/output"
-_POLL_S = 0.2
 
 
 def images_dir() -> Path:

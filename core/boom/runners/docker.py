@@ -144,7 +144,6 @@ class DockerRunner:
                 code = self._wait(container, started + timeout_s)
                 if code is None:  # the time limit passed
                     timed_out = True
-                    code = None
                     try:
                         container.kill()
                     except docker.errors.APIError:

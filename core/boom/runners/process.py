@@ -39,13 +39,13 @@ def supervise(cmd: Sequence[str], log_path: Path, timeout_s: int, env: Optional[
                     break
                 stop.check()
                 time.sleep(POLL_S)
-        except BaseException:  # stopped (signal) or a bug here: the model must not outlive its orchestrator
+        except BaseException as exc:  # stopped (signal) or a bug here: the model must not outlive its orchestrator
             _kill_session(proc.pid)
             try:
                 os.wait4(proc.pid, 0)
             except ChildProcessError:
                 pass
-            log.write(b"[boom] run stopped: the orchestrator was told to stop, the model process was killed\n")
+            log.write(f"[boom] run stopped ({type(exc).__name__}: {exc}): the model process was killed\n".encode())
             raise
     wall = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)

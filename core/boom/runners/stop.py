@@ -19,18 +19,10 @@ class Stopped(KeyboardInterrupt):
     """The orchestrator was told to stop; a BaseException, so no ``except Exception`` records it as a failure."""
 
 
-def requested() -> bool:
-    return _STOP.is_set()
-
-
 def check() -> None:
     """Raise :class:`Stopped` once a stop was requested (called by the runners' wait loops)."""
     if _STOP.is_set():
         raise Stopped("stopped by a signal")
-
-
-def reset() -> None:
-    _STOP.clear()
 
 
 def _handler(signum, _frame) -> None:

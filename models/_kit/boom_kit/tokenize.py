@@ -269,21 +269,27 @@ def fit_predict_sequence_regressor(ctx: Any, encoder: Any, tokenizer: Any, hidde
     )
 
 
+FINE_TUNE_REQUIRED = ("lr", "batch_size", "epochs", "max_length")
+
+
 def fine_tune(ctx: Any, encoder: Any, tokenizer: Any, info: dict, *, pooling: str = "cls",
-              dropout_key: str = "dropout", **defaults: Any) -> Any:
-    """The entry point of a sequence model in one call: hyperparameters from the task (``defaults`` where the
-    spec has none), a note when pretrained weights were loaded, then :func:`fit_predict_sequence_regressor`."""
+              dropout_key: str = "dropout") -> Any:
+    """The entry point of a sequence model in one call: hyperparameters from the task, a note when pretrained
+    weights were loaded, then :func:`fit_predict_sequence_regressor`.
+
+    ``lr``, ``batch_size``, ``epochs`` and ``max_length`` come from the model's spec (``model.yaml`` is their one
+    source); ``pooling`` is the model's own choice unless the spec has one.
+    """
+    missing = [k for k in FINE_TUNE_REQUIRED if ctx.param(k) is None]
+    if missing:
+        raise ValueError(f"hyperparameters {', '.join(missing)} missing: add them to the model's model.yaml defaults")
     if info.get("pretrained"):
         dropped = info.get("dropped_head_weights")
         ctx.note(f"encoder and tokenizer loaded from {info['pretrained']}"
                  + (f" ({dropped} pretraining-head weights dropped)" if dropped is not None else ""))
-
-    def p(name: str, fallback: Any = None) -> Any:
-        return ctx.param(name, defaults.get(name, fallback))
-
     return fit_predict_sequence_regressor(
-        ctx, encoder, tokenizer, encoder.config.hidden_size, pooling=p("pooling", pooling),
-        lr=float(p("lr")), batch_size=int(p("batch_size")), epochs=int(p("epochs")),
-        max_length=int(p("max_length")), weight_decay=float(p("weight_decay", 0.01)),
-        warmup=float(p("warmup", 0.1)), dropout=float(p(dropout_key, 0.1)), extra=info,
+        ctx, encoder, tokenizer, encoder.config.hidden_size, pooling=ctx.param("pooling", pooling),
+        lr=float(ctx.param("lr")), batch_size=int(ctx.param("batch_size")), epochs=int(ctx.param("epochs")),
+        max_length=int(ctx.param("max_length")), weight_decay=float(ctx.param("weight_decay", 0.01)),
+        warmup=float(ctx.param("warmup", 0.1)), dropout=float(ctx.param(dropout_key, 0.1)), extra=info,
     )
