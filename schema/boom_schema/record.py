@@ -43,6 +43,11 @@ class ModelReport(Contract):
     device: str = "cpu"
     versions: dict[str, str] = Field(default_factory=dict)
     best_epoch: Optional[int] = None
+    pretrained: Optional[str] = Field(
+        None, description="Checkpoint the weights started from (path or name); None means trained from scratch.")
+    accelerator: Optional[dict[str, Any]] = Field(
+        None, description="Where the tensors ran: {'device': 'cuda:0', 'name': ..., 'peak_memory_mb': ..., "
+                          "'precision': 'fp32' | 'bf16'} (torch models; written by the kit).")
     notes: list[str] = Field(default_factory=list, description="Warnings or facts a reader should know.")
     artefacts: list[str] = Field(default_factory=list, description="Extra files in the output folder.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Model-specific results (JSON values).")
@@ -71,4 +76,7 @@ class RunRecord(Contract):
     n_parameters: Optional[int] = None
     versions: dict[str, str] = Field(default_factory=dict)
     data_sha256: dict[str, str] = Field(default_factory=dict, description="sha256 of every task input file.")
+    split_sha256: Optional[str] = Field(
+        None, description="Digest of the (dataset, property) split the run was scored on (sha256 of the sorted "
+                          "'mol_id,split' lines); runs on different splits are never compared or averaged.")
     model_report: Optional[ModelReport] = None

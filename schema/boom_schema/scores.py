@@ -31,6 +31,7 @@ class Scores(Contract):
     property: str
     unit: str
     seed: int
+    split_sha256: Optional[str] = Field(None, description="Digest of the split these scores were computed on.")
     id: SplitScores
     ood: SplitScores
     ood_id_rmse_ratio: float = Field(description="OOD RMSE / ID RMSE: how much worse the model extrapolates.")
