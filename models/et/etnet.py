@@ -3,9 +3,12 @@
 Follows torchmdnet/models/torchmd_et.py, utils.py (ExpNormalSmearing, CosineCutoff, NeighborEmbedding)
 and output_modules.py (GatedEquivariantBlock, EquivariantScalar / DipoleMoment / ElectronicSpatialExtent)
 layer by layer; message passing (PyG ``propagate`` + torch-scatter there) is written out as gathers and
-``index_add_``.  Edges: every ordered pair of atoms of a molecule closer than the cutoff, plus self loops
-(``Distance(loop=True)`` in TorchMD-Net; no neighbour cap here); ``edge_vec = pos[j] - pos[i]`` for the
-message j -> i, unit length except for self loops (zero).
+``index_add_``.  Edges: every ordered pair of atoms of a molecule closer than the cutoff, at most
+``max_neighbors`` per receiving atom (the nearest ones, ties by atom index; TorchMD-Net's
+``max_num_neighbors``, default 32), plus self loops (``Distance(loop=True)`` in TorchMD-Net);
+``edge_vec = pos[j] - pos[i]`` for the message j -> i, unit length except for self loops (zero).
+The molecular readout is the kit's (``boom_kit.readout.Pool``): sum / mean of atomic scalars, a dipole of
+neutral atomic charges plus atomic vectors, or the electronic spatial extent sum_i q_i |r_i - r_cm|^2.
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from boom_kit.geometry import ELEMENTS
-from boom_kit.pointcloud import centre_of_mass, scatter_sum
+from boom_kit.pointcloud import scatter_sum
+from boom_kit.readout import Pool
 
 
 class CosineCutoff(nn.Module):
@@ -144,19 +148,22 @@ class GatedEquivariantBlock(nn.Module):
 
 
 class EquivariantTransformer(nn.Module):
-    """ET representation + one of TorchMD-Net's equivariant output heads.
+    """ET representation + TorchMD-Net's gated equivariant output network, pooled by the kit's readout.
 
-    ``head``: "sum"/"mean" (EquivariantScalar, pooled), "dipole" (EquivariantDipoleMoment: |sum_i q_i
-    (r_i - c) + mu_i|, c the centre of mass), "extent" (EquivariantElectronicSpatialExtent:
-    sum_i q_i |r_i - c|^2 with q_i = softplus(.) >= 0, scaled by ``extent_scale``).
+    ``readout``: "sum"/"mean" (EquivariantScalar, pooled), "dipole" (EquivariantDipoleMoment: |sum_i q_i
+    (r_i - c) + mu_i| with neutral q, c the centre of mass), "extent" (EquivariantElectronicSpatialExtent:
+    sum_i softplus(q_i) |r_i - c|^2).  ``atom_scale``/``extent_scale`` come from ``readout.pool_scales``.
     """
 
     def __init__(self, hidden: int = 256, layers: int = 8, heads: int = 8, num_rbf: int = 64,
-                 cutoff: float = 5.0, head: str = "sum", extent_scale: float = 1.0) -> None:
+                 cutoff: float = 5.0, readout: str = "sum", atom_scale: float = 1.0, extent_scale: float = 1.0,
+                 max_neighbors: int = 32) -> None:
         super().__init__()
-        if head not in ("sum", "mean", "dipole", "extent"):
-            raise ValueError(f"unknown head {head!r}")
-        self.cutoff, self.head = cutoff, head
+        if max_neighbors < 1:
+            raise ValueError(f"max_neighbors must be at least 1, got {max_neighbors}")
+        self.cutoff, self.max_neighbors = cutoff, int(max_neighbors)
+        self.pool = Pool(readout, atom_scale, extent_scale)
+        self.readout = readout
         n_el = len(ELEMENTS)
         self.embedding = nn.Embedding(n_el, hidden)
         self.distance_expansion = ExpNormalSmearing(cutoff, num_rbf)
@@ -166,13 +173,20 @@ class EquivariantTransformer(nn.Module):
         self.out_norm = nn.LayerNorm(hidden)
         self.output_network = nn.ModuleList([GatedEquivariantBlock(hidden, hidden // 2, scalar_activation=True),
                                              GatedEquivariantBlock(hidden // 2, 1)])
-        self.register_buffer("extent_scale", torch.tensor(float(extent_scale)))
 
     def edges(self, pos, batch):
-        """Ordered pairs within the cutoff in the same molecule, self loops included (plain torch)."""
-        same = batch[:, None] == batch[None, :]
-        mask = same & (torch.cdist(pos, pos) < self.cutoff)
-        dst, src = mask.nonzero(as_tuple=True)
+        """(src, dst): pairs within the cutoff in the same molecule, the ``max_neighbors`` nearest per
+        receiver ``dst`` (ties broken by atom index), plus every self loop (plain torch)."""
+        n = pos.shape[0]
+        dist = torch.cdist(pos, pos)
+        eye = torch.eye(n, dtype=torch.bool, device=pos.device)
+        mask = (batch[:, None] == batch[None, :]) & (dist < self.cutoff) & ~eye
+        if n and int(mask.sum(1).max()) > self.max_neighbors:
+            far = dist.masked_fill(~mask, float("inf"))
+            order = torch.sort(far, dim=1, stable=True).indices[:, : self.max_neighbors]
+            capped = torch.zeros_like(mask).scatter_(1, order, True)
+            mask = mask & capped
+        dst, src = (mask | eye).nonzero(as_tuple=True)
         return src, dst
 
     def forward(self, z, pos, batch, n_mols: int):
@@ -191,17 +205,6 @@ class EquivariantTransformer(nn.Module):
         x = self.out_norm(x)
         for block in self.output_network:
             x, vec = block(x, vec)
-        # x: [A,1] atomic scalars, vec: [A,3,1] atomic vectors
-        if self.head in ("sum", "mean"):
-            out = scatter_sum(x + vec.sum() * 0, batch, n_mols).squeeze(-1)
-            if self.head == "mean":
-                counts = torch.bincount(batch, minlength=n_mols).clamp_min(1).to(out.dtype)
-                out = out / counts
-            return out
-        c = centre_of_mass(z, pos, batch, n_mols)[batch]
-        if self.head == "dipole":
-            mu = scatter_sum(x * (pos - c) + vec.squeeze(-1), batch, n_mols)
-            return torch.linalg.vector_norm(mu, dim=-1)
-        q = F.softplus(x) + vec.sum() * 0
-        r2 = ((pos - c) ** 2).sum(dim=-1, keepdim=True)
-        return scatter_sum(q * r2, batch, n_mols).squeeze(-1) * self.extent_scale
+        # x: [A,1] atomic scalars, vec: [A,3,1] atomic vectors (used by the dipole readout only)
+        return self.pool(x.squeeze(-1), batch, n_mols, element=z, pos=pos,
+                         vec=vec.squeeze(-1) if self.readout == "dipole" else None)

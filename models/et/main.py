@@ -1,11 +1,12 @@
 """TorchMD-Net's Equivariant Transformer on the task's 3D geometries.
 
-Head from the property table (``ctx.task.readout``): sum/mean of atomic scalars, TorchMD-Net's dipole
-head for mu and its electronic-spatial-extent head for r2.  Scalar targets are standardised on train;
-the dipole norm and the spatial extent (non-negative) are scaled by the train RMS only.  Validation is
-the seeded slice of train, the best-validation weights predict.  Molecules without a geometry get the
-train mean.  ``checkpoint=<path>`` loads pretrained weights strictly before training (hard error if the
-file is missing or does not fit the architecture); ``save_checkpoint=true`` writes ``et.pt``.
+Readout from the kit's table (``boom_kit.readout``; ``readout: auto`` in model.yaml): mean for intensive
+properties, sum with per-element offsets fit on train for extensive ones (size-extensive: two far-apart
+copies predict twice), TorchMD-Net's dipole head for mu and its electronic-spatial-extent head
+sum_i q_i |r_i - r_cm|^2 for r2.  Validation is the seeded slice of train, the best-validation weights
+predict.  Molecules without a geometry get the train mean.  ``checkpoint=<path>`` loads pretrained weights
+strictly before training (hard error if the file is missing or does not fit the architecture) and is
+recorded as the run's ``pretrained``; ``save_checkpoint=true`` writes ``et.pt``.
 """
 from pathlib import Path
 
@@ -13,24 +14,16 @@ import numpy as np
 import torch
 
 import boom_kit
-from boom_kit import torch_loop
-from boom_kit.pointcloud import PositiveScaler, load_point_clouds, warmup_cosine, with_fallback
+from boom_kit import readout, torch_loop
+from boom_kit.pointcloud import fit_readout, load_point_clouds, warmup_cosine, with_fallback
 from etnet import EquivariantTransformer
 
 
-def choose_head(ctx: boom_kit.Context) -> str:
-    head = str(ctx.param("head", "auto"))
-    if head != "auto":
-        return head
-    if ctx.task.property == "r2":
-        return "extent"
-    return ctx.task.readout.value  # sum | mean | dipole
-
-
-def architecture(ctx: boom_kit.Context, head: str, extent_scale: float) -> dict:
+def architecture(ctx: boom_kit.Context, mode: str, atom_scale: float, extent_scale: float) -> dict:
     return dict(hidden=int(ctx.param("hidden_channels", 256)), layers=int(ctx.param("num_layers", 8)),
                 heads=int(ctx.param("num_heads", 8)), num_rbf=int(ctx.param("num_rbf", 64)),
-                cutoff=float(ctx.param("cutoff", 5.0)), head=head, extent_scale=extent_scale)
+                cutoff=float(ctx.param("cutoff", 5.0)), readout=mode, atom_scale=atom_scale,
+                extent_scale=extent_scale, max_neighbors=int(ctx.param("max_neighbors", 32)))
 
 
 def load_checkpoint(model: torch.nn.Module, path: str) -> None:
@@ -60,24 +53,18 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     with ctx.stopwatch("featurise"):
         train_pc, test_pc = load_point_clouds(ctx)
     y_all = ctx.train["y"].to_numpy(dtype=np.float64)
-    head = choose_head(ctx)
-    scaler = (PositiveScaler() if head in ("dipole", "extent") else boom_kit.TargetScaler()).fit(y_all)
+    mode = readout.choose(ctx, positions=True)
     tr_idx, val_idx = boom_kit.validation_split(len(y_all), ctx.seed)
     tr_idx = tr_idx[train_pc.has_geometry[tr_idx]]
     val_idx = val_idx[train_pc.has_geometry[val_idx]]
-    z_all = torch.as_tensor(scaler.transform(y_all), dtype=torch.float32)
-
-    extent_scale = 1.0
-    if head == "extent":  # q_i ~ softplus(0) at start gives predictions of the order of the scaled target
-        from boom_kit.pointcloud import centre_of_mass
-        elem, pos, batch = train_pc.flat(tr_idx)
-        c = centre_of_mass(elem, pos.double(), batch, len(tr_idx))[batch]
-        extent = torch.zeros(len(tr_idx), dtype=torch.float64).index_add_(0, batch, ((pos.double() - c) ** 2).sum(-1))
-        extent_scale = float(1.0 / extent.mean())
-    model = EquivariantTransformer(**architecture(ctx, head, extent_scale)).to(device)
-    if ctx.param("checkpoint"):
-        load_checkpoint(model, str(ctx.param("checkpoint")))
-        ctx.note(f"initialised from checkpoint {ctx.param('checkpoint')}")
+    scaler, atom_scale, extent_scale = fit_readout(mode, train_pc, tr_idx, y_all)
+    z_all = torch.as_tensor(scaler.transform(y_all, train_pc.element_counts()), dtype=torch.float32)
+    arch = architecture(ctx, mode, atom_scale, extent_scale)
+    model = EquivariantTransformer(**arch).to(device)
+    pretrained = str(ctx.param("checkpoint")) if ctx.param("checkpoint") else None
+    if pretrained:
+        load_checkpoint(model, pretrained)
+        ctx.note(f"initialised from checkpoint {pretrained}")
 
     def forward(pc, idx):
         elem, pos, batch = pc.flat(idx, device)
@@ -98,19 +85,21 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
         return torch_loop.predict_in_batches(lambda i: forward(train_pc, val_idx[i]), len(val_idx), bs)
 
     with ctx.stopwatch("train"):
-        res = torch_loop.fit(model, opt, step, predict_val, scaler.transform(y_all[val_idx]), len(tr_idx), bs,
+        res = torch_loop.fit(model, opt, step, predict_val, z_all[val_idx].numpy().astype(np.float64), len(tr_idx), bs,
                              epochs, ctx.seed, scheduler=sched, scheduler_per="step",
                              clip=float(ctx.param("clip", 10.0)) or None)
     if ctx.param("save_checkpoint", False) in (True, "true", "True", 1, "1"):
-        torch.save({"state_dict": model.state_dict(), "architecture": architecture(ctx, head, extent_scale)},
+        torch.save({"state_dict": model.state_dict(), "architecture": arch},
                    ctx.artefact("et.pt"))
     with ctx.stopwatch("predict"):
         has = np.flatnonzero(test_pc.has_geometry)
         z = torch_loop.predict_in_batches(lambda i: forward(test_pc, has[i]), len(has), bs)
-        y_pred = with_fallback(scaler.inverse(z), test_pc.has_geometry, float(y_all.mean()))
+        y_pred = with_fallback(scaler.inverse(z, test_pc.element_counts(has)), test_pc.has_geometry,
+                               float(y_all.mean()))
     return boom_kit.Output(y_pred=y_pred, n_parameters=torch_loop.count_parameters(model), epochs=res.epochs,
-                           best_epoch=res.best_epoch,
-                           extra={"head": head, "best_val_rmse_scaled": res.best_val_rmse, "history": res.history})
+                           best_epoch=res.best_epoch, pretrained=pretrained,
+                           extra={"readout": mode, "scaler": scaler.as_dict(), "best_val_rmse_scaled": res.best_val_rmse,
+                                  "history": res.history})
 
 
 if __name__ == "__main__":

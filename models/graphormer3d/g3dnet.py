@@ -5,8 +5,10 @@ distance (with a learned affine map per element pair) gives a per-head attention
 neighbours, an addition to each atom's element embedding; pre-LayerNorm transformer layers attend over all
 atoms of a molecule (no cutoff, no neighbour cap; padded atoms are masked as keys); a final LayerNorm and a
 two-layer per-atom head are pooled.  OC20's tag embeddings and the node (force) head are left out (no tags,
-no forces here).  Pooling: sum or mean of atomic outputs, or a dipole |sum_i q_i r_i| of neutralised
-atomic charges (translation invariant because the charges sum to zero).
+no forces here).  Pooling is the kit's readout table (``boom_kit.readout.Pool``): sum or mean of atomic
+outputs, a dipole |sum_i q_i (r_i - r_cm)| of neutral atomic charges, or the electronic spatial extent
+sum_i softplus(o_i) |r_i - r_cm|^2.  Attention spans every atom of the input, so two far-apart copies of a
+molecule in one input are not two molecules to the encoder; the readout itself is exactly extensive.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from boom_kit.geometry import ELEMENTS
+from boom_kit.readout import Pool
 
 
 def gaussian(x, mean, std):
@@ -91,12 +94,11 @@ class EncoderLayer(nn.Module):
 class Graphormer3D(nn.Module):
     def __init__(self, embed: int = 256, layers: int = 6, heads: int = 16, ffn: int = 256, blocks: int = 1,
                  num_kernel: int = 128, dropout: float = 0.1, attn_dropout: float = 0.1, input_dropout: float = 0.0,
-                 readout: str = "sum") -> None:
+                 readout: str = "sum", atom_scale: float = 1.0, extent_scale: float = 1.0) -> None:
         super().__init__()
-        if readout not in ("sum", "mean", "dipole"):
-            raise ValueError(f"unknown readout {readout!r}")
+        self.pool = Pool(readout, atom_scale, extent_scale)
         self.atom_types = len(ELEMENTS) + 1  # 0 = padding
-        self.blocks, self.readout, self.input_dropout = blocks, readout, input_dropout
+        self.blocks, self.mode, self.input_dropout = blocks, readout, input_dropout
         self.out_dropout = 0.1  # fixed in graphormer_3d.py (F.dropout(output, p=0.1)) before the energy head
         self.atom_encoder = nn.Embedding(self.atom_types, embed, padding_idx=0)
         self.gbf = GaussianLayer(num_kernel, self.atom_types ** 2)
@@ -106,8 +108,8 @@ class Graphormer3D(nn.Module):
         self.final_ln = nn.LayerNorm(embed)
         self.energy_proj = NonLinear(embed, 1)
 
-    def forward(self, atoms, pos, mask):
-        """atoms [B,N] element index + 1 (0 = padding), pos [B,N,3], mask [B,N] -> [B]."""
+    def atomic(self, atoms, pos, mask):
+        """atoms [B,N] element index + 1 (0 = padding), pos [B,N,3], mask [B,N] -> atomic outputs [B,N]."""
         b, n = atoms.shape
         pad = ~mask
         dist = torch.cdist(pos, pos)
@@ -123,11 +125,14 @@ class Graphormer3D(nn.Module):
                 x = layer(x, bias)
         x = self.final_ln(x)
         x = F.dropout(x, p=self.out_dropout, training=self.training)
-        atomic = self.energy_proj(x).squeeze(-1) * mask.to(x.dtype)       # [B,N]
-        counts = mask.sum(dim=1).clamp_min(1).to(x.dtype)
-        if self.readout == "sum":
-            return atomic.sum(dim=1)
-        if self.readout == "mean":
-            return atomic.sum(dim=1) / counts
-        q = (atomic - (atomic.sum(dim=1) / counts).unsqueeze(1)) * mask.to(x.dtype)  # neutral: sum_i q_i = 0
-        return torch.linalg.vector_norm((q.unsqueeze(-1) * pos).sum(dim=1), dim=-1)
+        return self.energy_proj(x).squeeze(-1)
+
+    def readout(self, atomic, atoms, pos, mask):
+        """Pool atomic outputs [B,N] of the real atoms by the kit's readout -> [B] (scaled units)."""
+        b = atoms.shape[0]
+        batch = torch.arange(b, device=atoms.device).unsqueeze(1).expand_as(mask)[mask]
+        return self.pool(atomic[mask], batch, b, element=atoms[mask] - 1, pos=pos[mask])
+
+    def forward(self, atoms, pos, mask):
+        """atoms [B,N] element index + 1 (0 = padding), pos [B,N,3], mask [B,N] -> [B]."""
+        return self.readout(self.atomic(atoms, pos, mask), atoms, pos, mask)

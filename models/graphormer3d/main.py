@@ -1,23 +1,18 @@
 """Graphormer-3D on the task's 3D geometries, with EMA weights for validation and prediction.
 
-Pooling from the property table (``ctx.task.readout``): sum or mean of atomic outputs, a dipole of
-neutral atomic charges for mu.  Scalar targets are standardised on train; the dipole norm (non-negative)
-is scaled by the train RMS only.  Validation is the seeded slice of train; the best-validation EMA
-weights predict.  Molecules without a geometry get the train mean.
+Readout from the kit's table (``boom_kit.readout``; ``readout: auto`` in model.yaml): mean for intensive
+properties, sum with per-element offsets fit on train for extensive ones, a dipole of neutral atomic charges
+for mu, the electronic spatial extent sum_i q_i |r_i - r_cm|^2 for r2.  Validation is the seeded slice of
+train; the best-validation EMA weights predict.  Molecules without a geometry get the train mean.
 """
 import numpy as np
 import torch
 from torch_ema import ExponentialMovingAverage
 
 import boom_kit
-from boom_kit import torch_loop
-from boom_kit.pointcloud import PositiveScaler, load_point_clouds, warmup_cosine, with_fallback
+from boom_kit import readout, torch_loop
+from boom_kit.pointcloud import fit_readout, load_point_clouds, warmup_cosine, with_fallback
 from g3dnet import Graphormer3D
-
-
-def choose_readout(ctx: boom_kit.Context) -> str:
-    readout = str(ctx.param("readout", "auto"))
-    return ctx.task.readout.value if readout == "auto" else readout
 
 
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
@@ -25,19 +20,20 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     with ctx.stopwatch("featurise"):
         train_pc, test_pc = load_point_clouds(ctx)
     y_all = ctx.train["y"].to_numpy(dtype=np.float64)
-    readout = choose_readout(ctx)
-    scaler = (PositiveScaler() if readout == "dipole" else boom_kit.TargetScaler()).fit(y_all)
+    mode = readout.choose(ctx, positions=True)
     tr_idx, val_idx = boom_kit.validation_split(len(y_all), ctx.seed)
     tr_idx = tr_idx[train_pc.has_geometry[tr_idx]]
     val_idx = val_idx[train_pc.has_geometry[val_idx]]
-    z_all = torch.as_tensor(scaler.transform(y_all), dtype=torch.float32)
+    scaler, atom_scale, extent_scale = fit_readout(mode, train_pc, tr_idx, y_all)
+    z_all = torch.as_tensor(scaler.transform(y_all, train_pc.element_counts()), dtype=torch.float32)
 
     model = Graphormer3D(
         embed=int(ctx.param("embed_dim", 256)), layers=int(ctx.param("layers", 6)),
         heads=int(ctx.param("attention_heads", 16)), ffn=int(ctx.param("ffn_embed_dim", 256)),
         blocks=int(ctx.param("blocks", 1)), num_kernel=int(ctx.param("num_kernel", 128)),
         dropout=float(ctx.param("dropout", 0.0)), attn_dropout=float(ctx.param("attention_dropout", 0.1)),
-        input_dropout=float(ctx.param("input_dropout", 0.0)), readout=readout,
+        input_dropout=float(ctx.param("input_dropout", 0.0)), readout=mode, atom_scale=atom_scale,
+        extent_scale=extent_scale,
     ).to(device)
 
     def forward(pc, idx):
@@ -60,16 +56,17 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
         return torch_loop.predict_in_batches(lambda i: forward(train_pc, val_idx[i]), len(val_idx), bs)
 
     with ctx.stopwatch("train"):
-        res = torch_loop.fit(model, opt, step, predict_val, scaler.transform(y_all[val_idx]), len(tr_idx), bs,
+        res = torch_loop.fit(model, opt, step, predict_val, z_all[val_idx].numpy().astype(np.float64), len(tr_idx), bs,
                              epochs, ctx.seed, scheduler=sched, scheduler_per="step", ema=ema,
                              clip=float(ctx.param("clip", 5.0)) or None)
     with ctx.stopwatch("predict"):  # the model now holds the best-validation EMA weights
         has = np.flatnonzero(test_pc.has_geometry)
         z = torch_loop.predict_in_batches(lambda i: forward(test_pc, has[i]), len(has), bs)
-        y_pred = with_fallback(scaler.inverse(z), test_pc.has_geometry, float(y_all.mean()))
+        y_pred = with_fallback(scaler.inverse(z, test_pc.element_counts(has)), test_pc.has_geometry,
+                               float(y_all.mean()))
     return boom_kit.Output(y_pred=y_pred, n_parameters=torch_loop.count_parameters(model), epochs=res.epochs,
                            best_epoch=res.best_epoch,
-                           extra={"readout": readout, "best_val_rmse_scaled": res.best_val_rmse, "history": res.history})
+                           extra={"readout": mode, "scaler": scaler.as_dict(), "best_val_rmse_scaled": res.best_val_rmse, "history": res.history})
 
 
 if __name__ == "__main__":

@@ -2,13 +2,14 @@
 
 The MACE backbone (interaction + equivariant product blocks) comes from ``mace.modules``.  By default
 (``readout: auto``) MACE's own energy readouts are removed and the invariant (0e) node features of every
-layer feed a small MLP that gives one number per atom, pooled as the task's table says:
+layer feed a small MLP that gives one number per atom o_i, pooled by the kit's readout table
+(``boom_kit.readout``) and brought back to the property's units inside the module:
 
-* ``sum``    (hof, alpha, cv, r2, zpve): y = sum_i (E0[Z_i] + s * o_i), E0 fitted by least squares on
-  element counts of train, s the per-atom residual spread; strictly extensive.
+* ``sum``    (hof, alpha, cv, zpve): y = sum_e c_e n_e + s * sum_i o_i / n_bar, c_e per-element offsets fit by
+  least squares on the element counts of train, s the train residual RMS; strictly extensive.
 * ``mean``   (density, homo, lumo, gap): y = mean_y + std_y * mean_i o_i; strictly intensive.
-* ``dipole`` (mu): charges q_i = o_i - mean_i o_i (total charge zero), mu = |sum_i q_i (r_i - c)| in
-  Debye (q in e, r in Angstrom); invariant to translation and rotation.
+* ``dipole`` (mu): neutral charges q_i = o_i - mean_i o_i, mu = s * |sum_i q_i (r_i - r_cm)|.
+* ``extent`` (r2): <R^2> = s * sum_i softplus(o_i) |r_i - r_cm|^2 / mean train extent.
 
 ``--set readout=energy`` trains the property as a MACE total energy instead (BOOM's way):
 ScaleShiftMACE with per-element offsets E0 and MACE's own linear/non-linear readouts.
@@ -32,11 +33,11 @@ from mace import modules
 from mace.tools.scatter import scatter_mean, scatter_sum
 
 import boom_kit
+from boom_kit import readout as kit_readout
 from boom_kit import torch_loop, validation_split
 from boom_kit.geometry import ATOMIC_NUMBERS, ELEMENTS, read_extxyz
 
-DEBYE_PER_E_ANGSTROM = 4.803204  # 1 e*Angstrom in Debye
-READOUTS = ("sum", "mean", "dipole", "energy")
+READOUTS = (*kit_readout.READOUTS, "energy")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -95,8 +96,10 @@ def hidden_irreps(channels: int, max_L: int) -> o3.Irreps:
 class MaceProperty(torch.nn.Module):
     """A MACE backbone with a per-atom head pooled by the chosen readout; forward gives original units."""
 
-    def __init__(self, readout: str, hp: dict, avg_num_neighbors: float, e0: np.ndarray,
-                 atom_scale: float, atom_shift: float, y_mean: float, y_std: float):
+    def __init__(self, readout: str, hp: dict, avg_num_neighbors: float, scaler: kit_readout.ReadoutScaler,
+                 atom_scale: float = 1.0, extent_scale: float = 1.0, energy: tuple | None = None):
+        """``scaler``: the kit's target scaling fit on train (its offsets, shift and scale become buffers);
+        ``energy`` = (E0 per element, per-atom scale, per-atom shift) of ScaleShiftMACE (readout=energy)."""
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"readout {readout!r}: choose one of auto, {', '.join(READOUTS)}")
@@ -112,7 +115,8 @@ class MaceProperty(torch.nn.Module):
             gate=torch.nn.functional.silu, radial_MLP=[hp["radial_hidden"]] * 3,
         )
         if readout == "energy":
-            self.mace = modules.ScaleShiftMACE(atomic_inter_scale=atom_scale, atomic_inter_shift=atom_shift,
+            e0, e_scale, e_shift = energy
+            self.mace = modules.ScaleShiftMACE(atomic_inter_scale=e_scale, atomic_inter_shift=e_shift,
                                                atomic_energies=np.asarray(e0), **kwargs)
         else:
             self.mace = modules.MACE(atomic_energies=np.zeros(len(ELEMENTS)), **kwargs)
@@ -127,11 +131,11 @@ class MaceProperty(torch.nn.Module):
             width = hp["mlp_hidden"]
             self.head = torch.nn.Sequential(torch.nn.Linear(len(scalar_idx), width), torch.nn.SiLU(),
                                             torch.nn.Linear(width, 1))
+            self.pool = kit_readout.Pool(readout, atom_scale, extent_scale)
         dtype = torch.get_default_dtype()
-        self.register_buffer("e0", torch.tensor(np.asarray(e0), dtype=dtype))
-        self.register_buffer("atom_scale", torch.tensor(atom_scale, dtype=dtype))
-        self.register_buffer("y_mean", torch.tensor(y_mean, dtype=dtype))
-        self.register_buffer("y_std", torch.tensor(y_std, dtype=dtype))
+        self.register_buffer("offsets", torch.tensor(np.asarray(scaler.offsets), dtype=dtype))
+        self.register_buffer("y_shift", torch.tensor(scaler.shift, dtype=dtype))
+        self.register_buffer("y_scale", torch.tensor(scaler.scale, dtype=dtype))
 
     def forward(self, data: dict[str, torch.Tensor]) -> torch.Tensor:
         data = dict(data)
@@ -141,27 +145,18 @@ class MaceProperty(torch.nn.Module):
         n_graphs = int(data["ptr"].numel() - 1)
         batch = data["batch"]
         o = self.head(out["node_feats"][:, self.scalar_idx]).squeeze(-1)
-        if self.readout == "sum":
-            per_atom = self.e0[data["species"]] + self.atom_scale * o
-            return scatter_sum(per_atom, batch, dim=0, dim_size=n_graphs)
-        if self.readout == "mean":
-            return self.y_mean + self.y_std * scatter_mean(o, batch, dim=0, dim_size=n_graphs)
-        # dipole: neutral charges times positions about the molecule's centroid
-        q = o - scatter_mean(o, batch, dim=0, dim_size=n_graphs)[batch]
-        pos = data["positions"]
-        centre = scatter_mean(pos, batch, dim=0, dim_size=n_graphs)[batch]
-        d = scatter_sum(q[:, None] * (pos - centre), batch, dim=0, dim_size=n_graphs)
-        return DEBYE_PER_E_ANGSTROM * torch.sqrt((d * d).sum(-1) + 1e-12)
+        z = self.pool(o, batch, n_graphs, element=data["species"], pos=data["positions"])
+        counts = scatter_sum(data["node_attrs"], batch, dim=0, dim_size=n_graphs)  # (B, n_elements)
+        return self.y_scale * z + counts @ self.offsets + self.y_shift
 
 
-def element_offsets(counts: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Least-squares per-element offsets (min-norm: 0 for elements absent from train) and the mean/std
-    of the per-atom residual (MACE's E0s + std scaling)."""
-    e0 = np.linalg.lstsq(counts, y, rcond=None)[0]
-    e0[counts.sum(0) == 0] = 0.0
+def energy_scaling(counts: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """ScaleShiftMACE's (E0 per element, per-atom residual std, per-atom residual mean), E0 from the kit's
+    least-squares element offsets (0 for elements absent from train)."""
+    e0 = kit_readout.element_offsets(counts, y)
     per_atom = (y - counts @ e0) / counts.sum(1)
     std = float(per_atom.std())
-    return e0, float(per_atom.mean()), std if std > 0 else 1.0
+    return e0, std if std > 0 else 1.0, float(per_atom.mean())
 
 
 def hyperparameters(ctx: boom_kit.Context) -> dict:
@@ -175,8 +170,7 @@ def hyperparameters(ctx: boom_kit.Context) -> dict:
         hp[name] = int(ctx.param(name, default))
     for name, default in [("r_max", 5.0), ("lr", 1e-3), ("ema_decay", 0.99), ("clip", 10.0)]:
         hp[name] = float(ctx.param(name, default))
-    if hp["readout"] == "auto":
-        hp["readout"] = ctx.task.readout.value
+    hp["readout"] = kit_readout.choose(ctx, positions=True, allowed=READOUTS)
     if hp["dtype"] not in DTYPES:
         raise ValueError(f"dtype {hp['dtype']!r}: choose float32 or float64")
     return hp
@@ -208,11 +202,14 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
 
     y_all = ctx.train["y"].to_numpy(dtype=np.float64)
     y_fit, y_val = y_all[fit_rows], y_all[val_rows]
-    scaler = boom_kit.TargetScaler().fit(y_fit)
-    e0, atom_shift, atom_scale = element_offsets(g_fit.counts(), y_fit)
+    mode = hp["readout"]
+    scaler = kit_readout.ReadoutScaler("sum" if mode == "energy" else mode).fit(y_fit, g_fit.counts())
+    atom_scale, extent_scale = kit_readout.pool_scales(
+        mode, np.array([len(s) for s in g_fit.species]), [s.numpy() for s in g_fit.species],
+        [p.numpy() for p in g_fit.positions])
     torch.manual_seed(ctx.seed)
-    model = MaceProperty(hp["readout"], hp, g_fit.avg_num_neighbors(), e0, atom_scale, atom_shift,
-                         scaler.mean, scaler.std).to(device)
+    model = MaceProperty(mode, hp, g_fit.avg_num_neighbors(), scaler, atom_scale, extent_scale,
+                         energy=energy_scaling(g_fit.counts(), y_fit) if mode == "energy" else None).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=hp["lr"], amsgrad=True)
     ema = None
     if hp["ema_decay"] > 0:
@@ -220,7 +217,7 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
 
         ema = ExponentialMovingAverage(model.parameters(), decay=hp["ema_decay"])
     y_fit_t = torch.tensor(y_fit, dtype=dtype, device=device)
-    std = float(scaler.std)
+    std = float(scaler.scale)
 
     def step(idx: np.ndarray) -> torch.Tensor:
         pred = model(g_fit.batch(idx, device, dtype))
@@ -242,7 +239,7 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     return boom_kit.Output(
         y_pred=y_pred, n_parameters=torch_loop.count_parameters(model), epochs=result.epochs,
         best_epoch=result.best_epoch,
-        extra={"readout": hp["readout"], "dtype": hp["dtype"], "hidden_irreps": str(hidden_irreps(hp["channels"], hp["max_L"])),
+        extra={"readout": hp["readout"], "scaler": scaler.as_dict(), "dtype": hp["dtype"], "hidden_irreps": str(hidden_irreps(hp["channels"], hp["max_L"])),
                "avg_num_neighbors": g_fit.avg_num_neighbors(), "best_val_rmse": result.best_val_rmse,
                "per_epoch_s": result.per_epoch_s},
     )

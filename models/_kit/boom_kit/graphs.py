@@ -10,9 +10,9 @@ a graph isomorphism between the SMILES graph and the connectivity perceived from
 only falls back to bonds perceived from the geometry alone when the two disagree.
 
 Batches are disjoint unions in plain torch (``index_add_``; no torch-scatter): concatenated nodes,
-offset edge indices and a ``batch`` vector.  :class:`ReadoutScaler` and :func:`train_and_predict` hold the
-training recipe shared by the graph models (target scaling per readout, validation from train only,
-best-validation weights, fallback prediction for molecules without a geometry).
+offset edge indices and a ``batch`` vector.  :func:`train_and_predict` holds the training recipe shared by
+the graph models (the kit's readout table and its target scaling, ``boom_kit.readout``; validation from
+train only; best-validation weights; fallback prediction for molecules without a geometry).
 """
 from __future__ import annotations
 
@@ -253,6 +253,17 @@ class GraphBatch:
     pos: Optional[torch.Tensor] = None  # (N, 3) float
     pair_index: Optional[torch.Tensor] = None  # (2, P) every ordered pair i != j within a molecule
     pair_type: Optional[torch.Tensor] = None  # (P,) long bond type of the pair, NO_BOND if not bonded
+    element: Optional[torch.Tensor] = None  # (N,) long index into ELEMENTS (centres of mass in the readout)
+
+
+_ELEMENT_OF_Z = np.full(max(ATOMIC_NUMBERS.values()) + 1, -1, dtype=np.int64)
+for _k, _e in enumerate(ELEMENTS):
+    _ELEMENT_OF_Z[ATOMIC_NUMBERS[_e]] = _k
+
+
+def element_index(z: np.ndarray) -> np.ndarray:
+    """Atomic numbers -> index into ELEMENTS."""
+    return _ELEMENT_OF_Z[np.asarray(z, dtype=np.int64)]
 
 
 @lru_cache(maxsize=512)
@@ -281,6 +292,12 @@ class GraphSet:
     def n_atoms(self) -> np.ndarray:
         return np.array([g.n_atoms for g in self.graphs], dtype=np.float64)
 
+    def element_counts(self) -> np.ndarray:
+        """(n_molecules, len(ELEMENTS)) element counts (the sum readout's per-element offsets)."""
+        from boom_kit.readout import element_counts
+
+        return element_counts([element_index(g.z) for g in self.graphs])
+
     def batch(self, idx: Sequence[int], device: str | torch.device = "cpu") -> GraphBatch:
         gs = [self.graphs[int(i)] for i in idx]
         sizes = np.array([g.n_atoms for g in gs], dtype=np.int64)
@@ -296,6 +313,7 @@ class GraphSet:
             batch=t(np.repeat(np.arange(len(gs)), sizes), torch.long),
             n_atoms=t(sizes, torch.float32),
             n_graphs=len(gs),
+            element=t(element_index(np.concatenate([g.z for g in gs])), torch.long),
         )
         if self.with_pos:
             out.pos = t(np.concatenate([g.pos for g in gs]), torch.float32)
@@ -370,85 +388,30 @@ class BondMessageLayer(nn.Module):
 # ----------------------------------------------------------------------------------------- readout
 
 
-def readout_mode(task_readout) -> str:
-    """'sum' | 'mean' | 'dipole' from a Task's readout (enum or string)."""
-    return str(getattr(task_readout, "value", task_readout))
-
-
-def dipole_norm(q: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor, n: int) -> torch.Tensor:
-    """|sum_i (q_i - mean q) r_i| per molecule: charges neutralised so the result is translation invariant."""
-    q = q - scatter_mean(q, batch, n)[batch]
-    mu = scatter_sum(q.unsqueeze(-1) * pos, batch, n)
-    return torch.sqrt((mu**2).sum(-1) + 1e-12)
-
-
 class GraphRegressor(nn.Module):
-    """An encoder giving atom features, a per-atom head (BOOM's Linear-Softsign-Linear) and the readout.
+    """An encoder giving atom features, a per-atom head (BOOM's Linear-Softsign-Linear) and the kit's readout.
 
-    ``readout`` is 'sum' or 'mean' (pool per-atom scalars) or 'dipole' (per-atom charges, then
-    :func:`dipole_norm` with the input positions).  The output is in the units of :class:`ReadoutScaler`.
+    ``readout`` is one of ``boom_kit.readout.READOUTS`` (sum / mean of per-atom scalars, a dipole of neutral
+    per-atom charges or the spatial extent sum_i q_i |r_i - r_cm|^2, both from the input positions).  The
+    output is in the scaled units of ``boom_kit.readout.ReadoutScaler``.
     """
 
-    def __init__(self, encoder: nn.Module, hidden: int, readout: str, atom_scale: float = 1.0) -> None:
+    def __init__(self, encoder: nn.Module, hidden: int, readout: str, atom_scale: float = 1.0,
+                 extent_scale: float = 1.0) -> None:
         super().__init__()
-        if readout not in ("sum", "mean", "dipole"):
-            raise ValueError(f"unknown readout {readout!r}")
+        from boom_kit.readout import Pool
+
         self.encoder = encoder
         self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.Softsign(), nn.Linear(hidden, 1))
+        self.pool = Pool(readout, atom_scale, extent_scale)
         self.readout = readout
-        # sum readout: sum_i atom_i * atom_scale, with atom_scale = 1 / (mean atom count of train) so that
-        # a freshly initialised model starts at O(1) like a mean readout (still exactly size-extensive)
-        self.atom_scale = float(atom_scale)
+
+    def atomic(self, b: GraphBatch) -> torch.Tensor:
+        """Per-atom outputs (N,) before the readout."""
+        return self.head(self.encoder(b)).squeeze(-1)
 
     def forward(self, b: GraphBatch) -> torch.Tensor:
-        atom = self.head(self.encoder(b)).squeeze(-1)
-        if self.readout == "dipole":
-            if b.pos is None:
-                raise ValueError("dipole readout needs positions")
-            return dipole_norm(atom, b.pos, b.batch, b.n_graphs)
-        if self.readout == "sum":
-            return scatter_sum(atom, b.batch, b.n_graphs) * self.atom_scale
-        return scatter_mean(atom, b.batch, b.n_graphs)
-
-
-class ReadoutScaler:
-    """Target scaling fit on train that matches the readout.
-
-    mean: z = (y - mean) / std.  sum: y is a sum of atomic contributions, so the offset is per atom:
-    z = (y - a * n_atoms) / s with ``a`` the least-squares per-atom value and ``s`` the RMS of the rest
-    (the inverse, s * z + a * n, is still a sum over atoms).  dipole: a norm is non-negative, so only a
-    scale: z = y / rms(y).
-    """
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.shift = 0.0
-        self.per_atom = 0.0
-        self.scale = 1.0
-
-    def fit(self, y: np.ndarray, n_atoms: np.ndarray) -> "ReadoutScaler":
-        y = np.asarray(y, dtype=np.float64)
-        n = np.asarray(n_atoms, dtype=np.float64)
-        if y.size == 0 or not np.all(np.isfinite(y)):
-            raise ValueError("cannot fit a scaler on empty or non-finite targets")
-        if self.mode == "mean":
-            self.shift, self.scale = float(y.mean()), float(y.std())
-        elif self.mode == "sum":
-            self.per_atom = float((y * n).sum() / (n * n).sum())
-            self.scale = float(np.sqrt(np.mean((y - self.per_atom * n) ** 2)))
-        elif self.mode == "dipole":
-            self.scale = float(np.sqrt(np.mean(y**2)))
-        else:
-            raise ValueError(f"unknown readout {self.mode!r}")
-        if not self.scale > 0:
-            self.scale = 1.0
-        return self
-
-    def transform(self, y: np.ndarray, n_atoms: np.ndarray) -> np.ndarray:
-        return (np.asarray(y, dtype=np.float64) - self.shift - self.per_atom * np.asarray(n_atoms)) / self.scale
-
-    def inverse(self, z: np.ndarray, n_atoms: np.ndarray) -> np.ndarray:
-        return np.asarray(z, dtype=np.float64) * self.scale + self.shift + self.per_atom * np.asarray(n_atoms)
+        return self.pool(self.atomic(b), b.batch, b.n_graphs, element=b.element, pos=b.pos)
 
 
 # ----------------------------------------------------------------------------------------- recipe
@@ -464,23 +427,21 @@ def train_and_predict(ctx, make_encoder: Callable[[int], nn.Module], with_geomet
     Hyperparameters: hidden, epochs, batch_size, lr, weight_decay, lr_decay, clip, patience.
     """
     import boom_kit
-    from boom_kit import torch_loop
+    from boom_kit import readout, torch_loop
     from boom_kit.geometry import read_extxyz
 
     hidden = int(ctx.param("hidden", 64))
     epochs = int(ctx.param("epochs", default_epochs))
     batch_size = int(ctx.param("batch_size", 32))
-    mode = readout_mode(ctx.task.readout)
-    if mode == "dipole" and not with_geometry:
-        mode = "sum"  # no coordinates: BOOM's sum readout
-        ctx.note("mu without coordinates: sum readout of per-atom outputs (no dipole head)")
-    mode = str(ctx.param("readout", mode))
+    mode = readout.choose(ctx, positions=with_geometry)
+    if not with_geometry and ctx.task.property in ("mu", "r2"):
+        ctx.note(f"{ctx.task.property} without coordinates: sum readout of per-atom outputs")
     with ctx.stopwatch("featurise"):
         geoms = read_extxyz(ctx.task.path("geometries")) if with_geometry else None
         train_g, train_counts = build_graphs(ctx.train["smiles"].tolist(), ctx.train["mol_id"].tolist(), geoms)
         test_g, test_counts = build_graphs(ctx.test["smiles"].tolist(), ctx.test["mol_id"].tolist(), geoms)
-    counts = {k: train_counts[k] + test_counts[k] for k in train_counts if train_counts[k] + test_counts[k]}
-    ctx.note(f"graphs by source: {counts}")
+    sources = {k: train_counts[k] + test_counts[k] for k in train_counts if train_counts[k] + test_counts[k]}
+    ctx.note(f"graphs by source: {sources}")
     if train_counts["missing"] or test_counts["missing"]:
         ctx.note(f"{train_counts['missing']} train molecules without a geometry left out of training; "
                  f"{test_counts['missing']} test molecules without one predicted as the training mean")
@@ -492,11 +453,16 @@ def train_and_predict(ctx, make_encoder: Callable[[int], nn.Module], with_geomet
     test_set = GraphSet([g for g in test_g if g is not None], with_pos=with_geometry, with_pairs=with_pairs)
 
     tr, va = boom_kit.validation_split(len(train_set), ctx.seed)
-    scaler = ReadoutScaler(mode).fit(y[tr], train_set.n_atoms[tr])
-    z = scaler.transform(y, train_set.n_atoms)
+    counts = train_set.element_counts()
+    scaler = readout.ReadoutScaler(mode).fit(y[tr], counts[tr])
+    z = scaler.transform(y, counts)
     device = ctx.device
-    atom_scale = 1.0 / float(train_set.n_atoms[tr].mean()) if mode == "sum" else 1.0
-    model = GraphRegressor(make_encoder(hidden), hidden, mode, atom_scale=atom_scale).to(device)
+    fit_graphs = [train_set.graphs[i] for i in tr]
+    atom_scale, extent_scale = readout.pool_scales(
+        mode, train_set.n_atoms[tr], [element_index(g.z) for g in fit_graphs],
+        [g.pos for g in fit_graphs] if with_geometry else [])
+    model = GraphRegressor(make_encoder(hidden), hidden, mode, atom_scale=atom_scale,
+                           extent_scale=extent_scale).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(ctx.param("lr", 1e-3)),
                                   weight_decay=float(ctx.param("weight_decay", 0.01)))
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=float(ctx.param("lr_decay", 0.99)))
@@ -520,11 +486,10 @@ def train_and_predict(ctx, make_encoder: Callable[[int], nn.Module], with_geomet
     with ctx.stopwatch("predict"):
         z_test = predict_rows(test_set, np.arange(len(test_set)))
     y_pred = np.full(len(test_g), float(y.mean()))
-    y_pred[have] = scaler.inverse(z_test, test_set.n_atoms)
+    y_pred[have] = scaler.inverse(z_test, test_set.element_counts())
     return boom_kit.Output(
         y_pred=y_pred, n_parameters=torch_loop.count_parameters(model), epochs=result.epochs,
         best_epoch=result.best_epoch,
         extra={"readout": mode, "best_val_rmse_scaled": result.best_val_rmse, "per_epoch_s": result.per_epoch_s,
-               "graph_sources": counts, "scaler": {"shift": scaler.shift, "per_atom": scaler.per_atom,
-                                                   "scale": scaler.scale}},
+               "graph_sources": sources, "scaler": scaler.as_dict()},
     )

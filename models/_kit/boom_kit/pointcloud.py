@@ -2,9 +2,10 @@
 
 Shared by the geometry transformers (``et``, ``graphormer3d``): one table of every molecule's atoms
 built once from :func:`boom_kit.geometry.read_extxyz`, cheap batch assembly (flat atoms + ``batch``
-vector for message passing, or padded ``(B, N)`` tensors with a mask for dense attention), scatter sums
-in plain torch (no torch-scatter), centres of mass, the target scaling of the physical heads, the
-warmup/cosine learning-rate schedule, and the fallback for molecules without a geometry.
+vector for message passing, or padded ``(B, N)`` tensors with a mask for dense attention), element counts,
+scatter sums in plain torch (no torch-scatter), centres of mass, the readout's fit on the training molecules
+(``boom_kit.readout``), the warmup/cosine learning-rate schedule, and the fallback for molecules without a
+geometry.
 """
 from __future__ import annotations
 
@@ -40,6 +41,19 @@ class PointClouds:
     @property
     def max_atoms(self) -> int:
         return int(self.counts.max()) if len(self.counts) else 0
+
+    def element_counts(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """(n, len(ELEMENTS)) element counts of molecules ``idx`` (all by default; zeros without a geometry)."""
+        idx = np.arange(len(self)) if idx is None else np.asarray(idx, dtype=np.int64)
+        out = np.zeros((len(idx), len(ELEMENTS)), dtype=np.float64)
+        for k, i in enumerate(idx):
+            out[k] = np.bincount(self.element[self.offsets[i]:self.offsets[i + 1]], minlength=len(ELEMENTS))
+        return out
+
+    def molecules(self, idx: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(element indices, positions) of each molecule ``idx`` as numpy arrays."""
+        sl = [slice(self.offsets[i], self.offsets[i + 1]) for i in np.asarray(idx, dtype=np.int64)]
+        return [self.element[s] for s in sl], [self.positions[s] for s in sl]
 
     def _atoms(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         idx = np.asarray(idx, dtype=np.int64)
@@ -88,6 +102,17 @@ def load_point_clouds(ctx) -> tuple[PointClouds, PointClouds]:
     return train, test
 
 
+def fit_readout(mode: str, pc: PointClouds, rows: np.ndarray, y: np.ndarray):
+    """(scaler, atom_scale, extent_scale) of readout ``mode`` fit on the training molecules ``rows`` only."""
+    from boom_kit.readout import ReadoutScaler, pool_scales
+
+    rows = np.asarray(rows, dtype=np.int64)
+    scaler = ReadoutScaler(mode).fit(np.asarray(y, dtype=np.float64)[rows], pc.element_counts(rows))
+    elements, positions = pc.molecules(rows)
+    atom_scale, extent_scale = pool_scales(mode, pc.counts[rows], elements, positions)
+    return scaler, atom_scale, extent_scale
+
+
 def scatter_sum(src, index, n: int):
     """Sum rows of ``src`` into ``n`` groups given by ``index`` (plain torch index_add)."""
     import torch
@@ -102,28 +127,6 @@ def centre_of_mass(element, pos, batch, n: int):
 
     mass = torch.as_tensor(MASS_TABLE, dtype=pos.dtype, device=pos.device)[element].unsqueeze(-1)
     return scatter_sum(mass * pos, batch, n) / scatter_sum(mass, batch, n)
-
-
-class PositiveScaler:
-    """Scale-only target scaling for non-negative outputs (dipole norm, spatial extent): z = y / rms(y_train).
-
-    A norm or a sum of non-negative terms cannot represent a shifted target, so the mean is not removed;
-    like :class:`boom_kit.TargetScaler` it is fit on train and inverted once.
-    """
-
-    def fit(self, y: np.ndarray) -> "PositiveScaler":
-        y = np.asarray(y, dtype=np.float64)
-        if y.size == 0 or not np.all(np.isfinite(y)):
-            raise ValueError("cannot fit a target scaler on empty or non-finite targets")
-        rms = float(np.sqrt(np.mean(y**2)))
-        self.mean, self.std = 0.0, (rms if rms > 0 else 1.0)
-        return self
-
-    def transform(self, y: np.ndarray) -> np.ndarray:
-        return np.asarray(y, dtype=np.float64) / self.std
-
-    def inverse(self, z: np.ndarray) -> np.ndarray:
-        return np.asarray(z, dtype=np.float64) * self.std
 
 
 def warmup_cosine(optimizer, total_steps: int, warmup_steps: int):
