@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -42,6 +42,8 @@ class Resources(Contract):
     cpus: float = Field(2.0, gt=0, description="CPU cores a run may use (also sets the thread count).")
     memory_gb: float = Field(8.0, gt=0, description="Memory limit of a container run.")
     timeout_s: int = Field(6 * 3600, gt=0, description="Wall-clock limit of one run.")
+    disk_gb: float = Field(4.0, gt=0, description="Most a run folder may hold after the run (everything the model "
+                           "wrote, log included); a larger folder fails the run (boom_schema.limits).")
 
 
 class ModelSpec(Contract):
@@ -64,6 +66,8 @@ class ModelSpec(Contract):
     gpu: GpuUse = GpuUse.NO
     resources: Resources = Field(default_factory=Resources)
     seeds: int = Field(1, ge=1, description="Seeds run per task by default in the matrix.")
+    pretrained: Optional[str] = Field(
+        None, description="The checkpoint the defaults start from (name or path); None means trained from scratch.")
 
     @field_validator("tasks")
     @classmethod

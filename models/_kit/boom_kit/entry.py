@@ -34,6 +34,7 @@ class Output:
     epochs: Optional[int] = None
     best_epoch: Optional[int] = None
     extra: dict[str, Any] = field(default_factory=dict)
+    pretrained: Optional[str] = None  # checkpoint the weights started from; None = trained from scratch
 
 
 @dataclass
@@ -107,7 +108,7 @@ def finish(ctx: Context, out: Output, packages: Sequence[str], started: float) -
     report = ModelReport(
         timings=timings, n_parameters=out.n_parameters, device=ctx.device,
         versions=versions("numpy", "pandas", "scikit-learn", "rdkit", "torch", *packages),
-        best_epoch=out.best_epoch, notes=ctx.notes, artefacts=ctx.artefacts, extra=out.extra,
+        best_epoch=out.best_epoch, pretrained=out.pretrained, notes=ctx.notes, artefacts=ctx.artefacts, extra=out.extra,
     )
     task.report_path.write_text(report.model_dump_json(indent=2))
 
