@@ -14,7 +14,7 @@ def _task_molecules(prop: str, subset: int):
     from boom.data.tasks import build
 
     data = build(prop, subset=subset, with_geometry=True)
-    frames = [pd.read_csv(data.input_dir / f, dtype={"mol_id": str}) for f in ("train.csv", "id.csv", "ood.csv")]
+    frames = [pd.read_csv(data.input_dir / f, dtype={"mol_id": str}) for f in ("train.csv", "test.csv")]
     table = pd.concat(frames, ignore_index=True)
     return table, read_extxyz(data.input_dir / data.files.geometries)
 

@@ -188,7 +188,7 @@ def test_fluorine_unseen_in_train_and_missing_geometry(mace_main, tmp_path, prop
                 hyperparameters={**SMOKE_HP, "epochs": 2, "batch_size": 4, "dtype": "float32"})
     train = pd.DataFrame({"mol_id": [f"m{i}" for i in range(len(train_smiles))], "smiles": train_smiles,
                           "y": np.linspace(1.0, 3.0, len(train_smiles))})
-    test = pd.DataFrame({"mol_id": list(test_smiles), "smiles": list(test_smiles.values()), "split": ["id", "ood", "ood"]})
+    test = pd.DataFrame({"mol_id": list(test_smiles), "smiles": list(test_smiles.values())})
     ctx = boom_kit.Context(task=task, train=train, test=test, device="cpu", stopwatch=Stopwatch())
     out = mace_main.fit_predict(ctx)
     assert np.all(np.isfinite(out.y_pred)) and len(out.y_pred) == 3

@@ -113,3 +113,80 @@ def test_modified_raw_file_is_rejected(tmp_path):
         fh.write("C,1.0\n")
     with pytest.raises(RawDataError, match="sha256"):
         load(tmp_path, tmp_path / "dl")
+
+
+# -- contract 2: portable, pinned splits ---------------------------------------------------------------
+from boom.data import pinned  # noqa: E402
+
+
+@pytest.mark.parametrize("dataset,prop", [("10k_csd", p) for p in EXPECTED_10K] + [("qm9", p) for p in QM9_PROPS])
+def test_every_prepared_split_is_the_pinned_one(prepared, dataset, prop):
+    s = pd.read_csv(dataset_dir(dataset) / "splits" / f"{prop}.csv", dtype={"mol_id": str})
+    assert splits.split_digest(s["mol_id"], s["split"]) == pinned.PINNED_DIGESTS[prop]
+    assert pinned.differences(prop, s["split"].tolist()) == 0
+    manifest = json.loads((dataset_dir(dataset) / "manifest.json").read_text())
+    assert manifest["properties"][prop]["split_sha256"] == pinned.PINNED_DIGESTS[prop]
+
+
+def test_stable_tie_rule_ignores_how_ties_are_ordered_in_memory():
+    """Tied densities at the boundary: the lowest molecule indices win, whatever a selection routine does."""
+    density = np.array([5.0, 1.0, 3.0, 3.0, 0.5, 3.0, 9.0, 3.0])
+    # 0.5 and 1.0 are in; four molecules tie at 3.0 for the last two places: indices 2 and 3 win
+    assert sorted(splits.lowest_k(density, 4)) == [1, 2, 3, 4]
+    assert splits.boundary_ties(density, 4) == 4
+    assert splits.boundary_ties(density, 2) == 0
+    # the same densities computed with last-bit noise (another summation order) select the same set
+    noisy = density * (1 + np.array([0, 1, -1, 2, 0, -2, 0, 1]) * 2.0**-52)
+    assert sorted(splits.lowest_k(noisy, 4)) == [1, 2, 3, 4]
+    # argpartition may pick any two of the tied four; the stable rule never depends on it
+    for perm_seed in range(5):
+        perm = np.random.default_rng(perm_seed).permutation(density.size)
+        chosen = perm[splits.lowest_k(density[perm], 4)]
+        ranks = {i: int(np.flatnonzero(perm == i)[0]) for i in (2, 3, 5, 7)}
+        tied_in = sorted(i for i in chosen if density[i] == 3.0)
+        assert tied_in == sorted(sorted(ranks, key=ranks.get)[:2]), "ties go to the earliest molecules in order"
+
+
+def test_stable_rule_is_independent_of_numpy_selection(prepared):
+    """The OOD set is a pure function of the densities: the same under numpy's two sorting code paths."""
+    mols = pd.read_csv(dataset_dir("qm9") / "molecules.csv")
+    for prop in ("alpha", "lumo"):
+        d = splits.kde_density(mols[prop].to_numpy())
+        key = splits.portable_key(d)
+        k = 10000
+        by_mergesort = np.sort(np.argsort(key, kind="stable")[:k])
+        by_lexsort = np.sort(np.lexsort((np.arange(key.size), key))[:k])  # explicit (key, index) order
+        assert (by_mergesort == by_lexsort).all()
+        assert splits.boundary_ties(d, k) > 1, "these properties do tie at the boundary"
+        ours = pd.read_csv(dataset_dir("qm9") / "splits" / f"{prop}.csv")["split"].to_numpy() == "ood"
+        assert (np.flatnonzero(ours) == by_mergesort).all()
+
+
+def test_a_tampered_split_is_refused_before_any_model_runs(prepared):
+    from boom.data import tasks
+
+    path = dataset_dir("10k_csd") / "splits" / "density.csv"
+    backup = path.read_bytes()
+    try:
+        s = pd.read_csv(path, dtype={"mol_id": str})
+        i_ood = int(np.flatnonzero(s["split"].to_numpy() == "ood")[0])
+        s.loc[i_ood, "split"] = "train"  # one molecule moved
+        s.to_csv(path, index=False)
+        with pytest.raises(pinned.SplitMismatch, match=r"density split is not the pinned benchmark split \(1 molecule"):
+            tasks.build("density", subset=20)
+        from boom.data.prepare import verify
+
+        rows = {what: (ok, detail) for what, ok, detail in verify("10k_csd")}
+        assert rows["10k_csd/density"][0] is False and "1 molecule(s)" in rows["10k_csd/density"][1]
+        assert rows["10k_csd/hof"][0] is True
+    finally:
+        path.write_bytes(backup)
+    assert all(ok for _, ok, _ in __import__("boom.data.prepare", fromlist=["verify"]).verify("10k_csd"))
+
+
+def test_prepare_refuses_a_split_that_is_not_pinned(prepared, monkeypatch):
+    monkeypatch.setitem(pinned.PINNED_DIGESTS, "hof", "0" * 64)
+    with pytest.raises(pinned.SplitMismatch, match="hof split is not the pinned benchmark split"):
+        prepare("10k_csd", force=True)
+    monkeypatch.undo()
+    prepare("10k_csd", force=True)

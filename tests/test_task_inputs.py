@@ -10,8 +10,7 @@ from boom.data.prepare import dataset_dir
 def test_no_test_label_in_the_input_folder(prepared, prop):
     data = tasks.build(prop)
     folder = data.input_dir
-    assert pd.read_csv(folder / "id.csv").columns.tolist() == ["mol_id", "smiles"]
-    assert pd.read_csv(folder / "ood.csv").columns.tolist() == ["mol_id", "smiles"]
+    assert pd.read_csv(folder / "test.csv").columns.tolist() == ["mol_id", "smiles"]
     train = pd.read_csv(folder / "train.csv", dtype={"mol_id": str})
     assert train.columns.tolist() == ["mol_id", "smiles", "y"]
     test_ids = set(data.labels["mol_id"])

@@ -86,7 +86,7 @@ def threads_per_job(jobs: int, cores: Optional[int] = None) -> int:
 def run_matrix(selected: Sequence[Cell], runner, jobs: int = 1, overrides: Optional[Mapping[str, str]] = None,
                subset: Optional[int] = None, smoke: bool = False, device: str = "cpu",
                timeout_s: Optional[int] = None, force: bool = False, threads: Optional[int] = None,
-               echo: Callable[[str], None] = print) -> list[CellResult]:
+               echo: Callable[[str], None] = print, train_subset: Optional[int] = None) -> list[CellResult]:
     """Run the cells; every one ends in a CellResult (its run folder holds the record)."""
     from boom.orchestrate import RunSetupError, default_threads, plan, run
 
@@ -97,7 +97,7 @@ def run_matrix(selected: Sequence[Cell], runner, jobs: int = 1, overrides: Optio
     todo = []
     for cell in selected:
         try:
-            plan(cell.model, cell.prop, cell.seed, overrides, subset, device, smoke)
+            plan(cell.model, cell.prop, cell.seed, overrides, subset, device, smoke, train_subset)
             todo.append(cell)
         except (RunSetupError, ValueError) as exc:
             results[cell] = CellResult(cell, "error", str(exc))
@@ -109,6 +109,7 @@ def run_matrix(selected: Sequence[Cell], runner, jobs: int = 1, overrides: Optio
         started = time.perf_counter()
         try:
             out = run(cell.model, cell.prop, runner, seed=cell.seed, overrides=overrides, subset=subset,
+                      train_subset=train_subset,
                       device=device, threads=t, timeout_s=timeout_s, force=force, smoke=smoke)
         except Exception as exc:  # a setup error after planning (should not happen): recorded, matrix goes on
             return CellResult(cell, "error", f"{type(exc).__name__}: {exc}", wall_s=time.perf_counter() - started)

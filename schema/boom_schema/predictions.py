@@ -1,7 +1,9 @@
 """Predictions: the one file every model writes, validated strictly at the boundary.
 
-``predictions.csv`` has one row per test molecule with the columns ``mol_id, split, y_pred`` and an
-optional ``y_std``.  :func:`validate_predictions` rejects anything else with a one-line message that
+``predictions.csv`` has one row per test molecule with the columns ``mol_id, y_pred`` and an optional
+``y_std``.  Contract 2 hides which test molecules are OOD: a model predicts one blind ``test.csv`` and the
+orchestrator splits the predictions by mol_id when it scores them, so a ``split`` column is refused.
+:func:`validate_predictions` rejects anything else with a one-line message that
 names the first offending rows (file line numbers, the header being line 1), so a model author sees at
 once what to fix.  Plain ``csv`` parsing keeps this package free of heavy dependencies.
 """
@@ -13,19 +15,19 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Collection, Optional, Sequence
 
 from pydantic import Field
 
 from boom_schema.base import Contract
 
-PREDICTION_COLUMNS = ("mol_id", "split", "y_pred")
+PREDICTION_COLUMNS = ("mol_id", "y_pred")
 OPTIONAL_COLUMNS = ("y_std",)
 _SHOW = 5  # offending rows named in a message
 
 
 class Split(str, Enum):
-    """Test splits a model predicts."""
+    """The test splits the orchestrator scores (a model never sees them)."""
 
     ID = "id"
     OOD = "ood"
@@ -35,7 +37,6 @@ class PredictionRow(Contract):
     """One row of predictions.csv (documented in the JSON Schema for non-Python models)."""
 
     mol_id: str
-    split: Split
     y_pred: float = Field(allow_inf_nan=False)
     y_std: Optional[float] = Field(None, ge=0, allow_inf_nan=False)
 
@@ -49,7 +50,6 @@ class PredictionTable:
     """Validated predictions in file order."""
 
     mol_id: list[str]
-    split: list[str]
     y_pred: list[float]
     y_std: Optional[list[float]]
 
@@ -71,9 +71,9 @@ def _number(text: str) -> Optional[float]:
 
 
 def validate_predictions(
-    source: "str | Path", expected: Mapping[str, str], *, name: str = "predictions.csv"
+    source: "str | Path", expected: Collection[str], *, name: str = "predictions.csv"
 ) -> PredictionTable:
-    """Parse and check predictions against the expected ``{mol_id: split}`` of the task.
+    """Parse and check predictions against the task's test molecules (``expected``: their mol_ids).
 
     ``source`` is a :class:`~pathlib.Path` to the file, or the CSV text itself as a ``str``.  Raises :class:`PredictionsError` on the first class
     of problem found, naming the offending lines.
@@ -90,6 +90,9 @@ def validate_predictions(
 
     rows = list(csv.reader(io.StringIO(text)))
     header = [h.strip() for h in rows[0]]
+    if "split" in header:
+        raise PredictionsError(f"{name}: has a 'split' column, which contract 2 does not allow (the test set is blind); "
+                               f"write the columns {','.join(PREDICTION_COLUMNS)}[,y_std] only")
     missing_cols = [c for c in PREDICTION_COLUMNS if c not in header]
     if missing_cols:
         raise PredictionsError(
@@ -97,7 +100,7 @@ def validate_predictions(
         )
     extra_cols = [c for c in header if c not in PREDICTION_COLUMNS + OPTIONAL_COLUMNS]
     if extra_cols or len(set(header)) != len(header):
-        raise PredictionsError(f"{name}: unexpected or repeated column(s) {extra_cols or header} in header; allowed: mol_id, split, y_pred, y_std")
+        raise PredictionsError(f"{name}: unexpected or repeated column(s) {extra_cols or header} in header; allowed: mol_id, y_pred, y_std")
     col = {c: header.index(c) for c in header}
     body = [(i + 2, r) for i, r in enumerate(rows[1:]) if r != []]
 
@@ -110,12 +113,7 @@ def validate_predictions(
         raise PredictionsError(f"{name}: last line {body[-1][0]} has no line ending (truncated file?)")
 
     ids = [r[col["mol_id"]].strip() for _, r in body]
-    splits = [r[col["split"]].strip() for _, r in body]
     lines = [n for n, _ in body]
-
-    bad_split = [n for n, s in zip(lines, splits) if s not in ("id", "ood")]
-    if bad_split:
-        raise PredictionsError(f"{name}: " + _where(bad_split, "unknown split (use 'id' or 'ood')"))
 
     def numbers(column: str) -> list[float]:
         values = [_number(r[col[column]].strip()) for _, r in body]
@@ -143,20 +141,18 @@ def validate_predictions(
     if dups:
         raise PredictionsError(f"{name}: " + _where(dups, "duplicate mol_id"))
 
+    expected = expected if isinstance(expected, (set, frozenset, dict)) else set(expected)
     unknown = [n for n, i in zip(lines, ids) if i not in expected]
     if unknown:
-        raise PredictionsError(f"{name}: " + _where(unknown, "mol_id not in the task's test sets"))
-    wrong = [n for n, i, s in zip(lines, ids, splits) if expected[i] != s]
-    if wrong:
-        raise PredictionsError(f"{name}: " + _where(wrong, "mol_id listed under the wrong split"))
+        raise PredictionsError(f"{name}: " + _where(unknown, "mol_id not in the task's test.csv"))
     absent = [i for i in expected if i not in seen]
     if absent:
         shown = ", ".join(absent[:_SHOW]) + (f" and {len(absent) - _SHOW} more" if len(absent) > _SHOW else "")
         raise PredictionsError(f"{name}: {len(absent)} test molecule(s) have no prediction: {shown}")
-    return PredictionTable(mol_id=ids, split=splits, y_pred=y_pred, y_std=y_std)
+    return PredictionTable(mol_id=ids, y_pred=y_pred, y_std=y_std)
 
 
-def write_predictions(path: str | Path, mol_id: Sequence[str], split: Sequence[str],
+def write_predictions(path: str | Path, mol_id: Sequence[str],
                       y_pred: Sequence[float], y_std: Optional[Sequence[float]] = None) -> Path:
     """Write predictions.csv in the canonical shape (full float precision, never rounded)."""
     path = Path(path)
@@ -166,7 +162,7 @@ def write_predictions(path: str | Path, mol_id: Sequence[str], split: Sequence[s
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(list(PREDICTION_COLUMNS) + (["y_std"] if y_std is not None else []))
         for k in range(len(mol_id)):
-            row = [mol_id[k], split[k], repr(float(y_pred[k]))]
+            row = [mol_id[k], repr(float(y_pred[k]))]
             if y_std is not None:
                 row.append(repr(float(y_std[k])))
             w.writerow(row)

@@ -1,7 +1,8 @@
 """Task: everything a model receives for one run, written by the orchestrator as ``task.json``.
 
-The input folder holds train (mol_id, smiles, y) and the ID / OOD test molecules (mol_id, smiles)
-without labels: labels of the test sets never leave the orchestrator.  Paths are those seen by the
+The input folder holds train (mol_id, smiles, y) and one blind test file (mol_id, smiles): the ID and OOD
+test molecules together, in a seeded shuffled order, without labels and with nothing that says which
+molecule is in the tail.  Labels and split membership never leave the orchestrator.  Paths are those seen by the
 model's process (the Docker runner rewrites them to the container's mount points).
 """
 from __future__ import annotations
@@ -23,8 +24,7 @@ class TaskFiles(Contract):
     """File names inside the input folder."""
 
     train: str = "train.csv"
-    id: str = "id.csv"
-    ood: str = "ood.csv"
+    test: str = "test.csv"
     geometries: Optional[str] = Field(
         None, description="Extended XYZ file keyed by mol_id (geometry3d models only)."
     )
@@ -50,7 +50,7 @@ class Task(Contract):
     time_budget_s: int = Field(6 * 3600, gt=0)
     subset: Optional[str] = Field(None, description="Set when the run uses a data subset (smoke tests).")
 
-    def path(self, name: Literal["train", "id", "ood", "geometries"]) -> Path:
+    def path(self, name: Literal["train", "test", "geometries"]) -> Path:
         """Absolute path of one input file."""
         fname = getattr(self.files, name)
         if fname is None:

@@ -1,9 +1,10 @@
 """Per-task input folders handed to models, and the labels the orchestrator keeps for scoring.
 
-A task folder holds ``train.csv`` (mol_id, smiles, y), ``id.csv`` and ``ood.csv`` (mol_id, smiles:
-no labels, ever) and, for geometry models, ``geometries.extxyz``.  Folders are content-addressed (split
-file, subset, geometry) and shared by every run of that task, so they are built once and can be
-mounted read-only into containers.
+A task folder holds ``train.csv`` (mol_id, smiles, y), one blind ``test.csv`` (mol_id, smiles: the ID and
+OOD molecules together in a seeded shuffled order, no labels, nothing that names or orders them by split)
+and, for geometry models, ``geometries.extxyz``.  Folders are content-addressed (split, subsets, geometry)
+and shared by every run of that task, so they are built once and can be mounted read-only into containers.
+The split is checked against the pinned benchmark digest every time it is read.
 """
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ import pandas as pd
 
 from boom_schema import PROPERTIES, TaskFiles
 from boom import paths
-from boom.data import geometry
+from boom.data import geometry, pinned
 from boom.data.prepare import dataset_dir, prepare
 from boom.hashing import sha256_file, sha256_json
 
 SUBSET_SEED = 0
+TEST_ORDER_SEED = 0  # the blind test file's shuffled order (the same for every run of a task)
+LAYOUT = 2  # 2: contract 2 (one blind test.csv)
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,13 @@ class TaskData:
     labels: pd.DataFrame  # mol_id, split (id | ood), y
     sha256: dict[str, str]
     subset: Optional[str]
+    split_sha256: str = ""
+    train_range: tuple[float, float] = (float("nan"), float("nan"))
 
     @property
-    def expected(self) -> dict[str, str]:
-        return dict(zip(self.labels["mol_id"], self.labels["split"]))
+    def expected(self) -> set[str]:
+        """The mol_ids a model must predict: every test molecule, ID and OOD alike."""
+        return set(self.labels["mol_id"])
 
 
 def _subset(df: pd.DataFrame, n_train: int) -> pd.DataFrame:
@@ -53,7 +59,15 @@ def _subset(df: pd.DataFrame, n_train: int) -> pd.DataFrame:
     return pd.concat(parts).sort_index()
 
 
-def _table(prop: str, subset: Optional[int]) -> tuple[pd.DataFrame, str]:
+def _train_subset(df: pd.DataFrame, n_train: int) -> pd.DataFrame:
+    """Seeded subset of train only: the ID and OOD test sets stay whole, so rows are comparable to full runs."""
+    rng = np.random.default_rng(SUBSET_SEED)
+    rows = np.flatnonzero(df["split"].to_numpy() == "train")
+    drop = np.setdiff1d(rows, rng.choice(rows, size=min(n_train, rows.size), replace=False))
+    return df.drop(index=df.index[drop])
+
+
+def _table(prop: str, subset: Optional[int], train_subset: Optional[int] = None) -> tuple[pd.DataFrame, str]:
     info = PROPERTIES[prop]
     folder = dataset_dir(info.dataset)
     if not (folder / "manifest.json").exists():
@@ -62,10 +76,14 @@ def _table(prop: str, subset: Optional[int]) -> tuple[pd.DataFrame, str]:
     split = pd.read_csv(folder / "splits" / f"{prop}.csv", dtype={"mol_id": str, "split": str})
     if not (mols["mol_id"].values == split["mol_id"].values).all():
         raise RuntimeError(f"{folder}: splits/{prop}.csv does not match molecules.csv; run 'boom data prepare --force'")
+    digest = pinned.check(prop, split["mol_id"].tolist(), split["split"].tolist(), where=str(folder / "splits" / f"{prop}.csv"),
+                          fix="no model was run; rewrite it with 'boom data prepare --force' (see 'boom data verify')")
     df = pd.DataFrame({"mol_id": mols["mol_id"], "smiles": mols["smiles"], "y": mols[prop], "split": split["split"]})
     if subset:
         df = _subset(df, subset)
-    return df, sha256_file(folder / "splits" / f"{prop}.csv")
+    if train_subset:
+        df = _train_subset(df, train_subset)
+    return df, digest
 
 
 def _geometries(dataset: str, df: pd.DataFrame, target: Path, workers: int) -> list[str]:
@@ -81,26 +99,46 @@ def _geometries(dataset: str, df: pd.DataFrame, target: Path, workers: int) -> l
     return failed
 
 
-def build(prop: str, subset: Optional[int] = None, with_geometry: bool = False, workers: int = 1) -> TaskData:
+def subset_label(subset: Optional[int], train_subset: Optional[int]) -> Optional[str]:
+    """``n60`` (subset of every split), ``train2000`` (train only), both, or None for the full task."""
+    parts = ([f"n{subset}"] if subset else []) + ([f"train{train_subset}"] if train_subset else [])
+    return "-".join(parts) or None
+
+
+def build(prop: str, subset: Optional[int] = None, with_geometry: bool = False, workers: int = 1,
+          train_subset: Optional[int] = None) -> TaskData:
     """Prepare (or reuse) the input folder of one task."""
     info = PROPERTIES[prop]
-    df, split_sha = _table(prop, subset)
-    key = sha256_json({"split": split_sha, "subset": subset, "geometry": with_geometry, "layout": 1})[:12]
-    name = f"{prop}-{'n' + str(subset) if subset else 'full'}-{key}"
+    for name, value in (("subset", subset), ("train_subset", train_subset)):
+        if value is not None and value < 2:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 2 training molecules, got {value}")
+    df, split_sha = _table(prop, subset, train_subset)
+    label = subset_label(subset, train_subset)
+    key = sha256_json({"split": split_sha, "subset": subset, "train_subset": train_subset,
+                       "geometry": with_geometry, "layout": LAYOUT})[:12]
+    name = f"{prop}-{label or 'full'}-{key}"
     folder = paths.data_dir() / "tasks" / name
     files = TaskFiles(geometries="geometries.extxyz" if with_geometry else None)
     done = folder / "done.json"
     if not done.exists():
         folder.mkdir(parents=True, exist_ok=True)
         df.loc[df["split"] == "train", ["mol_id", "smiles", "y"]].to_csv(folder / files.train, index=False, float_format="%.17g")
-        df.loc[df["split"] == "id", ["mol_id", "smiles"]].to_csv(folder / files.id, index=False)
-        df.loc[df["split"] == "ood", ["mol_id", "smiles"]].to_csv(folder / files.ood, index=False)
+        blind_test(df).to_csv(folder / files.test, index=False)
         failed: list[str] = []
-        if with_geometry:
+        if with_geometry:  # molecule order: train and test interleaved as in the dataset, no split named
             failed = _geometries(info.dataset, df, folder / "geometries.extxyz", workers)
-        shas = {f: sha256_file(folder / f) for f in [files.train, files.id, files.ood] + ([files.geometries] if files.geometries else [])}
+        shas = {f: sha256_file(folder / f) for f in [files.train, files.test] + ([files.geometries] if files.geometries else [])}
         done.write_text(json.dumps({"sha256": shas, "geometry_failures": failed}, indent=2))
     meta = json.loads(done.read_text())
     labels = df.loc[df["split"] != "train", ["mol_id", "split", "y"]].reset_index(drop=True)
+    train_y = df.loc[df["split"] == "train", "y"]
     return TaskData(property=prop, dataset=info.dataset, input_dir=folder, files=files, labels=labels,
-                    sha256=meta["sha256"], subset=f"n{subset}" if subset else None)
+                    sha256=meta["sha256"], subset=label, split_sha256=split_sha,
+                    train_range=(float(train_y.min()), float(train_y.max())))
+
+
+def blind_test(df: pd.DataFrame) -> pd.DataFrame:
+    """ID and OOD molecules in one table, in a seeded shuffled order, with only mol_id and smiles."""
+    test = df.loc[df["split"] != "train", ["mol_id", "smiles"]]
+    order = np.random.default_rng(TEST_ORDER_SEED).permutation(len(test))
+    return test.iloc[order].reset_index(drop=True)

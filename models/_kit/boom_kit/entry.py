@@ -1,7 +1,7 @@
 """The one entry point every model builds on: ``boom_kit.run(fit_predict)``.
 
 It reads the task (``python main.py TASK_JSON``), seeds and limits threads, loads train (mol_id,
-smiles, y) and the unlabelled ID/OOD test molecules, calls the model's ``fit_predict(ctx)``, then
+smiles, y) and the blind, unlabelled test molecules (test.csv), calls the model's ``fit_predict(ctx)``, then
 writes ``predictions.csv`` (validated here too, so a model fails fast with the same one-line message
 the orchestrator would give) and ``model_report.json``.  Any exception ends the process with status 1
 and one line on stderr, which the orchestrator records as the run's reason.
@@ -82,9 +82,7 @@ def load_context(task_path: str | Path) -> Context:
     set_threads(task.threads)
     seed_everything(task.seed)
     train = _read_table(task.path("train"), ["mol_id", "smiles", "y"])
-    id_df = _read_table(task.path("id"), ["mol_id", "smiles"]).assign(split="id")
-    ood_df = _read_table(task.path("ood"), ["mol_id", "smiles"]).assign(split="ood")
-    test = pd.concat([id_df, ood_df], ignore_index=True)
+    test = _read_table(task.path("test"), ["mol_id", "smiles"])  # blind: ID and OOD together, shuffled
     return Context(task=task, train=train, test=test, device=resolve_device(task.device), stopwatch=Stopwatch())
 
 
@@ -96,8 +94,8 @@ def finish(ctx: Context, out: Output, packages: Sequence[str], started: float) -
         raise ValueError(f"model returned {y_pred.shape[0]} predictions for {len(ctx.test)} test molecules")
     y_std = None if out.y_std is None else np.asarray(out.y_std, dtype=np.float64).reshape(-1)
     Path(task.output_dir).mkdir(parents=True, exist_ok=True)
-    write_predictions(task.predictions_path, ctx.test["mol_id"].tolist(), ctx.test["split"].tolist(), y_pred, y_std)
-    validate_predictions(task.predictions_path, dict(zip(ctx.test["mol_id"], ctx.test["split"])))
+    write_predictions(task.predictions_path, ctx.test["mol_id"].tolist(), y_pred, y_std)
+    validate_predictions(task.predictions_path, set(ctx.test["mol_id"]))
     sw = ctx.stopwatch.seconds
     train_s = sw.get("train")
     timings = Timings(
