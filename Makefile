@@ -34,8 +34,9 @@ $(VENV)/.core-stamp: requirements/core.txt $(CONSTRAINTS) schema/pyproject.toml 
 	$(PIP) install --no-deps -e schema -e models/_kit -e core
 	touch $@
 
-$(VENV)/.models-stamp: $(VENV)/.core-stamp requirements/torch.txt $(CONSTRAINTS)
+$(VENV)/.models-stamp: $(VENV)/.core-stamp requirements/torch.txt requirements/no-deps.txt $(CONSTRAINTS)
 	$(PIP) install -c $(CONSTRAINTS) -r requirements/torch.txt
+	$(PIP) install --no-deps -r requirements/no-deps.txt
 	touch $@
 
 setup: $(VENV)/.core-stamp

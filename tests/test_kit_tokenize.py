@@ -108,3 +108,27 @@ def test_fine_tune_takes_its_schedule_from_the_spec_only():
 
     with pytest.raises(ValueError, match="epochs, max_length missing: add them to the model's model.yaml"):
         fine_tune(Ctx(), None, None, {})
+
+
+def test_package_checkpoints_resolve_or_fail_clearly(tmp_path):
+    from boom_kit.tokenize import CheckpointError, checkpoint_label, load_tokenizer, resolve_checkpoint
+
+    assert resolve_checkpoint("/some/folder") == ("/some/folder", "/some/folder")
+    with pytest.raises(CheckpointError, match="not installed"):
+        resolve_checkpoint("pkg:no_such_package_xyz/models")
+    with pytest.raises(CheckpointError, match="no folder"):
+        resolve_checkpoint("pkg:boom_kit/no/such/folder")
+    path, label = resolve_checkpoint("pkg:boom_kit/featurise")
+    assert path.endswith("boom_kit/featurise") and label.startswith("pkg:boom_kit/featurise (boom_kit ")
+    assert checkpoint_label("pkg:boom_kit/featurise") == label
+    # a vocab.txt-only checkpoint gets the SMILES tokenizer with the file's ids; a non-SMILES vocab is refused
+    (tmp_path / "smiles").mkdir()
+    (tmp_path / "smiles" / "vocab.txt").write_text("\n".join(["[PAD]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+                                                                "c", "C", "(", ")", "=", "O", "1"]))
+    tok = load_tokenizer(str(tmp_path / "smiles"))
+    assert tok("CC(=O)O")["input_ids"] == [3, 7, 7, 8, 10, 11, 9, 11, 4]
+    assert tok("CN")["input_ids"] == [3, 7, 2, 4]  # N is not in this vocabulary
+    (tmp_path / "words").mkdir()
+    (tmp_path / "words" / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a"]))
+    with pytest.raises(CheckpointError, match="not a SMILES vocabulary"):
+        load_tokenizer(str(tmp_path / "words"))

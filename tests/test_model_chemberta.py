@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 
+import pytest
 import torch
 
 from tests.checkpoint_cases import assert_rejects_bad_checkpoints
@@ -61,3 +62,76 @@ def test_smoke_qm9_from_pretrained_checkpoint(prepared, tmp_path):
     outcome = smoke_run("chemberta", "homo", sets={"pretrained": str(tmp_path / "ckpt")})
     log = (outcome.folder / "log.txt").read_text()
     assert "loaded from" in log
+
+
+# ------------------------------------------------------------------ a real checkpoint: the rxnfp wheel's BERT
+
+RXNFP_BERT = "pkg:rxnfp/models/transformers/bert_pretrained"
+
+
+def _rxnfp_folder():
+    """The rxnfp checkpoint folder (requirements/no-deps.txt installs the wheel); CI fails rather than skips."""
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("rxnfp")
+    if spec is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("rxnfp is not installed: make setup-models installs requirements/no-deps.txt")
+        pytest.skip("rxnfp not installed (pip install --no-deps -r requirements/no-deps.txt)")
+    return Path(list(spec.submodule_search_locations)[0]) / "models" / "transformers" / "bert_pretrained"
+
+
+def test_rxnfp_bert_checkpoint_loads_through_the_kit():
+    """Real pretrained weights (a 12-layer BERT trained on reaction SMILES) through chemberta's bert variant:
+    every encoder weight equals the checkpoint's, the tokenizer keeps the checkpoint's token ids, and the run
+    is labelled with the checkpoint and the package version."""
+    folder = _rxnfp_folder()
+    from importlib import metadata
+
+    encoder, tokenizer, info = _main().build(param_getter({"architecture": "bert", "pretrained": RXNFP_BERT}), ["CCC"])
+    assert info["pretrained"] == f"{RXNFP_BERT} (rxnfp {metadata.version('rxnfp')})"
+    assert info["architecture"] == "bert" and info["dropped_head_weights"] > 0  # the MLM/NSP heads and pooler
+    state = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    ref = {k.removeprefix("bert."): v for k, v in state.items() if k.startswith("bert.") and ".pooler." not in k}
+    got = encoder.state_dict()
+    assert set(got) <= set(ref)  # every encoder weight comes from the checkpoint
+    assert all(k.endswith("position_ids") for k in set(ref) - set(got))  # only a constant buffer is left
+    for k, v in got.items():
+        assert torch.equal(v, ref[k]), k
+    assert sum(p.numel() for p in encoder.parameters()) > 6_000_000
+    lines = (folder / "vocab.txt").read_text().splitlines()
+    smiles = "CC(=O)Nc1ccc(O)cc1[N+](=O)[O-]"
+    ids = tokenizer(smiles)["input_ids"]
+    tokens = ["[CLS]", "C", "C", "(", "=", "O", ")", "N", "c", "1", "c", "c", "c", "(", "O", ")", "c", "c", "1",
+              "[N+]", "(", "=", "O", ")", "[O-]", "[SEP]"]
+    assert ids == [lines.index(t) for t in tokens]
+    with torch.no_grad():  # and it runs: real hidden states, not NaN
+        out = encoder(**tokenizer([smiles], return_tensors="pt")).last_hidden_state
+    assert out.shape == (1, len(tokens), 256) and torch.isfinite(out).all()
+
+
+def test_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="choose roberta or bert"):
+        _main().build(param_getter({"architecture": "gpt"}), ["CCC"])
+
+
+def test_bert_from_scratch_builds():
+    encoder, _, info = _main().build(param_getter({"architecture": "bert", "num_layers": 1, "hidden_size": 16,
+                                                   "num_heads": 2, "intermediate_size": 16}), SAMPLE_SMILES)
+    assert type(encoder).__name__ == "BertModel" and info == {"pretrained": None, "architecture": "bert"}
+
+
+def test_smoke_density_fine_tunes_the_rxnfp_bert(prepared):
+    """The fine-tuning path end to end on real weights; the record says which checkpoint the run started from."""
+    import json
+
+    _rxnfp_folder()
+    outcome = smoke_run("chemberta", "density", sets={"architecture": "bert", "pretrained": RXNFP_BERT,
+                                                      "hidden_size": "256", "num_heads": "4", "lr": "5e-5"})
+    report = json.loads((outcome.folder / "model_report.json").read_text())
+    assert report["pretrained"].startswith(RXNFP_BERT)
+    assert outcome.record.model_report.pretrained == report["pretrained"]
+    scratch = json.loads((smoke_run("chemberta", "density").folder / "model_report.json").read_text())
+    assert scratch["pretrained"] is None

@@ -46,3 +46,70 @@ def test_mlp_predicts_in_original_units_and_is_seeded(prepared):
     id_pred = pa.loc[pa["mol_id"].astype(str).isin(set(labels.loc[labels["split"] == "id", "mol_id"])), "y_pred"]
     assert len(id_pred) == (labels["split"] == "id").sum()
     assert abs(id_pred.mean() - y.mean()) < y.std()
+
+
+def test_clip_standardised_counts_and_clips():
+    from tests.conftest import model_module
+
+    clip = model_module("mlp").clip_standardised
+    X = np.array([[0.0, 60.0], [-70.0, 1.0]])
+    out, n = clip(X, 50.0)
+    assert n == 2 and out.tolist() == [[0.0, 50.0], [-50.0, 1.0]]
+    same, none = clip(np.ones((2, 2)), 50.0)
+    assert none == 0 and same.tolist() == [[1.0, 1.0], [1.0, 1.0]]
+
+
+def _ctx(tmp_path, n_train=40, n_test=6):
+    import boom_kit
+    from boom_kit.runtime import Stopwatch
+    from boom_schema import PROPERTIES, Task
+
+    info = PROPERTIES["density"]
+    task = Task(run_id="t", model="mlp", dataset=info.dataset, property="density", unit=info.unit,
+                readout=info.readout, input_dir=str(tmp_path), output_dir=str(tmp_path / "out"),
+                hyperparameters={"hidden": 8, "layers": 1, "epochs": 1, "lr": 1e-3, "batch_size": 16, "patience": 0,
+                                 "weight_decay": 0.0, "clip_sd": 3.0})
+    train = pd.DataFrame({"mol_id": [f"a{i}" for i in range(n_train)], "smiles": ["CCO"] * n_train,
+                          "y": np.linspace(1.0, 2.0, n_train)})
+    test = pd.DataFrame({"mol_id": [f"b{i}" for i in range(n_test)], "smiles": ["CCO"] * n_test})
+    return boom_kit.Context(task=task, train=train, test=test, device="cpu", stopwatch=Stopwatch())
+
+
+def test_train_and_test_features_are_clipped_alike_and_test_imputation_is_noted(tmp_path, monkeypatch):
+    """Clipping at clip_sd applies to train as well as test (BOOM-TTE clipped test only), and test descriptor
+    gaps filled with the training median are said in the run's notes."""
+    from boom_kit.featurise.descriptors import DescriptorColumns
+    from tests.conftest import model_module
+
+    main = model_module("mlp")
+    rng = np.random.default_rng(0)
+    X_train = rng.normal(size=(40, 3))
+    X_train[0, 0] = 40.0  # a heavy-tailed train column: more than 3 SD out after standardising
+    X_test = rng.normal(size=(6, 3))
+    X_test[1, 2], X_test[4, 1] = np.nan, np.inf
+    X_test[2, 1] = 1e4
+
+    def fake_descriptors(train_smiles, test_smiles, threads, **kwargs):
+        columns = DescriptorColumns().fit(X_train, names=["a", "b", "c"])
+        return columns.transform(X_train), columns.transform(X_test), columns
+
+    seen = []
+    real_clip = main.clip_standardised
+    monkeypatch.setattr(main, "train_test_descriptors", fake_descriptors)
+    monkeypatch.setattr(main, "clip_standardised", lambda X, limit: seen.append((X.shape, limit)) or real_clip(X, limit))
+    ctx = _ctx(tmp_path)
+    out = main.fit_predict(ctx)
+    assert seen == [((40, 3), 3.0), ((6, 3), 3.0)]
+    assert np.isfinite(out.y_pred).all()
+    clipped = [n for n in ctx.notes if "clipped" in n]
+    assert clipped and "1 in train" in clipped[0] and "1 in test" in clipped[0]
+    assert any("2 non-finite descriptor values in 2 of 6 test molecules replaced by the training median" in n
+               for n in ctx.notes)
+
+
+def test_descriptor_columns_say_nothing_when_nothing_is_imputed():
+    from boom_kit.featurise.descriptors import DescriptorColumns
+
+    columns = DescriptorColumns().fit(np.arange(12.0).reshape(4, 3), names=["a", "b", "c"])
+    columns.transform(np.ones((2, 3)))
+    assert columns.imputation_note() is None

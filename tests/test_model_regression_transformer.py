@@ -16,21 +16,33 @@ def _main():
     return model_module("regression-transformer")
 
 
+def _decode_tokens(m, toks):
+    classes = []
+    for t in toks:
+        digits = [tok for tok in t[1:] if tok != "_._"]
+        classes.append([m.SIGNS.index(t[0]), *[m.DIGITS[p].index(tok) for p, tok in zip(m.PLACES, digits)]])
+    return m.decode(np.array(classes))
+
+
 def test_number_tokens_round_trip():
     m = _main()
     values = np.array([0.0, 1.234, -1.234, 3.0005, -0.0004, 9.9994, -12.0, 0.5])
     toks = [m.number_tokens(v) for v in values]
-    assert toks[1] == ["_+_", "_1_0_", "_._", "_2_-1_", "_3_-2_", "_4_-3_"]
+    assert toks[1] == ["_+_", "_0_1_", "_1_0_", "_._", "_2_-1_", "_3_-2_", "_4_-3_"]
     assert toks[4][0] == "_+_"  # -0.0004 rounds to +0.000
-    classes = []
-    for t in toks:
-        sign = m.SIGNS.index(t[0])
-        digits = [m.DIGITS[p].index(tok) for p, tok in zip(m.PLACES, [t[1], t[3], t[4], t[5]])]
-        classes.append([sign, *digits])
-    decoded = m.decode(np.array(classes))
-    expected = np.clip(np.round(values, 3), -m.ZMAX, m.ZMAX)
+    expected = np.round(values, 3)
     expected[4] = 0.0
-    assert np.allclose(decoded, expected, atol=1e-9)
+    assert np.allclose(_decode_tokens(m, toks), expected, atol=1e-9)
+
+
+def test_values_beyond_ten_standard_deviations_are_encoded():
+    """An OOD tail can lie more than 9.999 train SDs out; the encoding reaches 99.999 and clips beyond."""
+    m = _main()
+    values = np.array([12.345, -47.5, 99.999, 150.0, -1e6])
+    decoded = _decode_tokens(m, [m.number_tokens(v) for v in values])
+    assert np.allclose(decoded, [12.345, -47.5, 99.999, 99.999, -99.999], atol=1e-9)
+    assert m.ZMAX == pytest.approx(99.999)
+    assert len(m.NUMERIC_SLOTS) == len(m.PLACES) + 1
 
 
 def test_selfies_cover_the_nitro_groups():

@@ -15,6 +15,12 @@ from boom_kit import torch_loop
 from boom_kit.featurise.descriptors import train_test_descriptors
 
 
+def clip_standardised(X: np.ndarray, limit: float) -> tuple[np.ndarray, int]:
+    """``X`` clipped to +-limit and how many values were clipped (applied to train and test alike)."""
+    n = int((np.abs(X) > limit).sum())
+    return (np.clip(X, -limit, limit) if n else X), n
+
+
 def build(n_in: int, hidden: int, layers: int) -> torch.nn.Sequential:
     mods: list[torch.nn.Module] = []
     width = n_in
@@ -28,14 +34,17 @@ def build(n_in: int, hidden: int, layers: int) -> torch.nn.Sequential:
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     with ctx.stopwatch("featurise"):
         X_train, X_test, columns = train_test_descriptors(ctx.train["smiles"], ctx.test["smiles"], ctx.task.threads)
+        if columns.imputation_note("test"):  # the last transform was the test matrix
+            ctx.note(columns.imputation_note("test"))
         features = StandardScaler().fit(X_train)
-        # Clip test features: a descriptor far outside train range (OOD molecules) must not blow up.
-        X_train = features.transform(X_train)
-        X_test = features.transform(X_test)
-        n_clipped = int((np.abs(X_test) > 50.0).sum())
-        if n_clipped:
-            ctx.note(f"{n_clipped} standardised test descriptor values beyond +-50 train std were clipped")
-            X_test = np.clip(X_test, -50.0, 50.0)
+        # Clip train and test features alike: a descriptor far outside the train bulk (heavy-tailed train
+        # columns, OOD molecules) must not blow up, and the network must see the same range in both.
+        limit = float(ctx.param("clip_sd", 50.0))
+        X_train, n_train_clipped = clip_standardised(features.transform(X_train), limit)
+        X_test, n_test_clipped = clip_standardised(features.transform(X_test), limit)
+        if n_train_clipped or n_test_clipped:
+            ctx.note(f"standardised descriptor values beyond +-{limit:g} train std clipped: {n_train_clipped} in train, "
+                     f"{n_test_clipped} in test")
 
     y_scaler = boom_kit.TargetScaler().fit(ctx.train["y"].to_numpy())
     z = y_scaler.transform(ctx.train["y"].to_numpy())

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import boom_kit
-from boom_kit.tokenize import fine_tune, fit_tokenizer, load_pretrained, save_vocab
+from boom_kit.tokenize import checkpoint_label, fine_tune, fit_tokenizer, load_pretrained, save_vocab
 
 PRETRAINING_HEADS = ("head.", "decoder.", "classifier.")
 
@@ -29,7 +29,7 @@ def build(param: Callable[[str, Any], Any], train_smiles: list[str], vocab_path:
                                                       attn_implementation=attn)
         if vocab_path is not None:
             save_vocab(tokenizer.get_vocab(), vocab_path)
-        return encoder.float(), tokenizer, {"pretrained": str(source), "dropped_head_weights": len(dropped)}
+        return encoder.float(), tokenizer, {"pretrained": checkpoint_label(str(source)), "dropped_head_weights": len(dropped)}
     tokenizer = fit_tokenizer(train_smiles, vocab_path, model_max_length=max_length)
     dropout = float(param("dropout", 0.0))
     config = ModernBertConfig(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import boom_kit
-from boom_kit.tokenize import fine_tune, fit_tokenizer, load_pretrained, save_vocab
+from boom_kit.tokenize import checkpoint_label, fine_tune, fit_tokenizer, load_pretrained, save_vocab
 from molformer_model import MolformerConfig, MolformerModel
 
 
@@ -24,7 +24,7 @@ def build(param: Callable[[str, Any], Any], train_smiles: list[str], vocab_path:
         encoder, tokenizer, _ = load_pretrained(MolformerModel, str(source))
         if vocab_path is not None:
             save_vocab(tokenizer.get_vocab(), vocab_path)
-        return encoder.float(), tokenizer, {"pretrained": str(source)}
+        return encoder.float(), tokenizer, {"pretrained": checkpoint_label(str(source))}
     tokenizer = fit_tokenizer(train_smiles, vocab_path, model_max_length=int(param("max_length", 202)))
     config = MolformerConfig(
         vocab_size=len(tokenizer), hidden_size=int(param("hidden_size", 768)), num_hidden_layers=int(param("num_layers", 12)),

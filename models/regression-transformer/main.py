@@ -1,10 +1,11 @@
 """Regression Transformer: the property as masked digit tokens in front of a SELFIES, predicted by XLNet.
 
-Each training molecule becomes ``[CLS] <y> s d0 _._ d1 d2 d3 | SELFIES... [SEP]`` where the property
+Each training molecule becomes ``[CLS] <y> s d1 d0 _._ d-1 d-2 d-3 | SELFIES... [SEP]`` where the property
 is standardised on TRAIN only (BOOM min-max scaled with the OOD range included) and written as a sign
-token and four place-valued digit tokens (``_7_-1_`` = 7 at the first decimal place), so |z| up to
-9.999 is expressible and an OOD value is not ruled out by the encoding.  The five numeric tokens are
-replaced by [MASK] and an XLNet language model (XLNetLMHeadModel) predicts them; a prediction is the
+token and five place-valued digit tokens (``_7_-1_`` = 7 at the first decimal place; two integer places),
+so |z| up to 99.999 is expressible: an OOD tail many standard deviations from the train mean (a single
+integer place stopped at 9.999) is not ruled out by the encoding.  The six numeric tokens are replaced by
+[MASK] and an XLNet language model (XLNetLMHeadModel) predicts them; a prediction is the
 arg-max digit of each place (among the tokens valid there), decoded to a number.  Checkpoints are
 chosen on a seeded validation slice of train (BOOM selected on training data).  Simplifications:
 only the property-prediction objective (no alternating conditional-generation objective, no
@@ -18,16 +19,18 @@ from typing import Any, Callable
 import numpy as np
 
 import boom_kit
-from boom_kit.tokenize import CheckpointError, MASK, fit_tokenizer, load_pretrained, save_vocab
+from boom_kit.tokenize import CheckpointError, MASK, checkpoint_label, fit_tokenizer, load_pretrained, save_vocab
 from boom_kit.torch_loop import count_parameters, fit, predict_in_batches
 
-PLACES = (0, -1, -2, -3)
+INTEGER_PLACES = 2  # |z| < 100 train standard deviations
+PLACES = tuple(range(INTEGER_PLACES - 1, -4, -1))  # (1, 0, -1, -2, -3)
 SIGNS = ("_+_", "_-_")
 DIGITS = {p: tuple(f"_{d}_{p}_" for d in range(10)) for p in PLACES}
 PROPERTY_TOKENS = ("<y>", *SIGNS, *[t for p in PLACES for t in DIGITS[p]], "_._", "|")
-NUMERIC_SLOTS = (2, 3, 5, 6, 7)  # positions of sign, d0, d-1, d-2, d-3 after [CLS] <y>
-PREFIX = 9  # [CLS] <y> s d0 _._ d1 d2 d3 |
-ZMAX = 9.999
+# [CLS] <y> sign d1 d0 _._ d-1 d-2 d-3 | : the sign and every digit are numeric slots, the point is not
+NUMERIC_SLOTS = (2, *range(3, 3 + INTEGER_PLACES), *range(4 + INTEGER_PLACES, 7 + INTEGER_PLACES))
+PREFIX = 8 + INTEGER_PLACES
+ZMAX = 10.0**INTEGER_PLACES - 0.001
 
 
 def to_selfies(smiles: list[str]) -> list[str | None]:
@@ -44,17 +47,19 @@ def to_selfies(smiles: list[str]) -> list[str | None]:
 
 
 def number_tokens(z: float) -> list[str]:
-    """Sign and four place-valued digits of ``z`` (clipped to +-9.999, rounded to 3 decimals)."""
+    """Sign, the integer digits, the point and three decimals of ``z`` (clipped to +-ZMAX, rounded to 3 decimals)."""
     q = int(round(min(ZMAX, abs(float(z))) * 1000))
-    digits = [q // 1000, (q // 100) % 10, (q // 10) % 10, q % 10]
-    return [SIGNS[1] if z < 0 and q > 0 else SIGNS[0], DIGITS[0][digits[0]], "_._",
-            DIGITS[-1][digits[1]], DIGITS[-2][digits[2]], DIGITS[-3][digits[3]]]
+    digits = [(q // 10 ** (p + 3)) % 10 for p in PLACES]
+    sign = SIGNS[1] if z < 0 and q > 0 else SIGNS[0]
+    ints = [DIGITS[p][d] for p, d in zip(PLACES, digits) if p >= 0]
+    decimals = [DIGITS[p][d] for p, d in zip(PLACES, digits) if p < 0]
+    return [sign, *ints, "_._", *decimals]
 
 
 def decode(choice: np.ndarray) -> np.ndarray:
-    """(n, 5) class indices (sign, d0, d-1, d-2, d-3) -> numbers."""
+    """(n, 1 + len(PLACES)) class indices (sign, then each place's digit) -> numbers."""
     sign = np.where(choice[:, 0] == 1, -1.0, 1.0)
-    return sign * (choice[:, 1] + choice[:, 2] / 10 + choice[:, 3] / 100 + choice[:, 4] / 1000)
+    return sign * sum(choice[:, 1 + k] * 10.0**p for k, p in enumerate(PLACES))
 
 
 def slot_classes(tokenizer: Any) -> list[list[int]]:
@@ -74,7 +79,8 @@ def encode(tokenizer: Any, selfies: list[str], values: np.ndarray | None, max_le
     n_cut = sum(1 for b in body if len(b) > max_length - PREFIX - 1)
     rows, targets = [], []
     for i, b in enumerate(body):
-        num = number_tokens(values[i]) if values is not None else [MASK, MASK, "_._", MASK, MASK, MASK]
+        num = number_tokens(values[i]) if values is not None else \
+            [MASK] * (1 + INTEGER_PLACES) + ["_._"] + [MASK] * 3
         ids = [tokenizer.cls_token_id] + [vocab[t] for t in ["<y>", *num, "|"]] + b[: max_length - PREFIX - 1] + [tokenizer.sep_token_id]
         targets.append([ids[k] for k in NUMERIC_SLOTS])
         for k in NUMERIC_SLOTS:
@@ -100,7 +106,7 @@ def build(param: Callable[[str, Any], Any], train_selfies: list[str], vocab_path
             raise CheckpointError(f"pretrained checkpoint {source!r}: tokenizer lacks the property tokens {lacking[:3]}")
         if vocab_path is not None:
             save_vocab(tokenizer.get_vocab(), vocab_path)
-        return model.float(), tokenizer, {"pretrained": str(source)}
+        return model.float(), tokenizer, {"pretrained": checkpoint_label(str(source))}
     tokenizer = fit_tokenizer(train_selfies, vocab_path, extra_tokens=PROPERTY_TOKENS)
     config = XLNetConfig(
         vocab_size=len(tokenizer), d_model=int(param("d_model", 256)), n_layer=int(param("num_layers", 32)),
@@ -156,7 +162,8 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     def step(idx: np.ndarray) -> torch.Tensor:
         rows = tr[idx]
         tgt = target_cls[rows].to(device)
-        return sum(torch.nn.functional.cross_entropy(lg, tgt[:, j]) for j, lg in enumerate(slot_logits(ids, att, rows))) / 5
+        logits = slot_logits(ids, att, rows)
+        return sum(torch.nn.functional.cross_entropy(lg, tgt[:, j]) for j, lg in enumerate(logits)) / len(logits)
 
     def predict(all_ids: torch.Tensor, all_att: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
         choice = torch.stack([lg.argmax(-1) for lg in slot_logits(all_ids, all_att, rows)], dim=1)
@@ -181,7 +188,7 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
         ctx.note(f"{int(missing.sum())} test molecules have no SELFIES and are predicted as the training mean")
     return boom_kit.Output(
         y_pred=scaler.inverse(z_pred), n_parameters=count_parameters(model), epochs=result.epochs,
-        best_epoch=result.best_epoch,
+        best_epoch=result.best_epoch, pretrained=info["pretrained"],
         extra={"best_val_rmse_scaled": result.best_val_rmse, "per_epoch_s": result.per_epoch_s,
                "vocab_size": len(tokenizer), "z_range_train": [float(z[tr].min()), float(z[tr].max())], **info},
     )

@@ -61,6 +61,7 @@ class DescriptorColumns:
         self.keep: np.ndarray | None = None
         self.median: np.ndarray | None = None
         self.names: list[str] = []
+        self.imputed: tuple[int, int, int] = (0, 0, 0)  # (values, molecules, molecules seen) of the last transform
 
     def fit(self, X_train: np.ndarray, names: Sequence[str] | None = None) -> "DescriptorColumns":
         finite = np.all(np.isfinite(X_train), axis=0)
@@ -77,9 +78,18 @@ class DescriptorColumns:
             raise RuntimeError("DescriptorColumns used before fit()")
         out = X[:, self.keep].copy()
         bad = ~np.isfinite(out)
+        self.imputed = (int(bad.sum()), int(bad.any(axis=1).sum()), int(out.shape[0]))
         if bad.any():
             out[bad] = np.broadcast_to(self.median, out.shape)[bad]
         return out
+
+    def imputation_note(self, what: str = "test") -> str | None:
+        """What the last :meth:`transform` imputed, for ``ctx.note`` (None when nothing was)."""
+        values, rows, n = self.imputed
+        if not values:
+            return None
+        return (f"{values} non-finite descriptor values in {rows} of {n} {what} molecules replaced by the "
+                f"training median of their column")
 
 
 def train_test_descriptors(train_smiles: Sequence[str], test_smiles: Sequence[str],
