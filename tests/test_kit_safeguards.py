@@ -1,0 +1,144 @@
+"""The kit's training safeguards, tested directly: the validation slice, the target scaler, best-weights restore.
+
+Every torch model relies on these; a slice that overlaps training rows or ignores the seed, a σ left in scaled
+units, or "best-validation" weights that are really the last epoch's would otherwise pass every model test.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from boom_kit.scaling import TargetScaler
+from boom_kit.splitting import validation_split
+
+
+# --- validation slice --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n, fraction, minimum, n_val", [
+    (100, 0.1, 1, 10), (101, 0.1, 1, 10), (10, 0.3, 1, 3), (5, 0.1, 1, 1), (2, 0.1, 1, 1), (20, 0.1, 50, 19),
+    (40, 0.1, 8, 8),
+])
+def test_validation_slice_is_disjoint_complete_and_sized(n: int, fraction: float, minimum: int, n_val: int) -> None:
+    train, val = validation_split(n, seed=7, fraction=fraction, minimum=minimum)
+    assert len(val) == n_val and len(train) == n - n_val
+    assert not set(train.tolist()) & set(val.tolist())
+    assert sorted(train.tolist() + val.tolist()) == list(range(n))
+    assert list(train) == sorted(train) and list(val) == sorted(val)
+
+
+def test_validation_slice_is_seed_stable_and_seed_dependent() -> None:
+    a_train, a_val = validation_split(200, seed=0)
+    b_train, b_val = validation_split(200, seed=0)
+    assert np.array_equal(a_val, b_val) and np.array_equal(a_train, b_train)
+    others = [validation_split(200, seed=s)[1] for s in (1, 2, 3)]
+    assert all(not np.array_equal(a_val, o) for o in others)
+    assert not np.array_equal(others[0], others[1])
+    # not simply the first or last rows
+    assert not np.array_equal(a_val, np.arange(20)) and not np.array_equal(a_val, np.arange(180, 200))
+
+
+def test_validation_slice_needs_two_rows() -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        validation_split(1, seed=0)
+
+
+# --- target scaler -----------------------------------------------------------------------------------------
+
+def test_scaler_known_values_and_round_trip() -> None:
+    y = np.array([1.0, 3.0, 5.0, 7.0])  # mean 4, population std sqrt(5)
+    s = TargetScaler().fit(y)
+    assert s.mean == pytest.approx(4.0) and s.std == pytest.approx(np.sqrt(5.0))
+    z = s.transform(y)
+    assert z == pytest.approx((y - 4.0) / np.sqrt(5.0))
+    assert z.mean() == pytest.approx(0.0, abs=1e-12) and z.std() == pytest.approx(1.0)
+    assert s.inverse(z) == pytest.approx(y, rel=1e-12)
+    assert s.inverse(np.array([0.0, 1.0])) == pytest.approx([4.0, 4.0 + np.sqrt(5.0)])
+
+
+def test_scaler_inverse_std_scales_without_shifting() -> None:
+    s = TargetScaler().fit(np.array([98.0, 102.0]))  # mean 100, std 2
+    assert s.inverse_std(np.array([0.0, 0.5, 1.5])) == pytest.approx([0.0, 1.0, 3.0])  # times std, no +mean
+
+
+def test_scaler_constant_targets_and_misuse() -> None:
+    s = TargetScaler().fit(np.array([3.0, 3.0, 3.0]))
+    assert s.std == 1.0 and s.transform(np.array([4.0])) == pytest.approx([1.0])
+    for bad in (np.array([]), np.array([1.0, np.nan]), np.array([np.inf, 1.0])):
+        with pytest.raises(ValueError, match="non-finite"):
+            TargetScaler().fit(bad)
+    for use in ("transform", "inverse", "inverse_std"):
+        with pytest.raises(RuntimeError, match="before fit"):
+            getattr(TargetScaler(), use)(np.array([1.0]))
+
+
+# --- training loop: the best-validation weights are the ones kept -------------------------------------------
+
+def _pushed_model(targets: list[float]):
+    """A one-weight model whose every epoch's single SGD step lands the weight exactly on ``targets[epoch-1]``.
+
+    Loss (w - t)² with SGD lr 0.5 moves w to t in one step; the validation labels are 1 * x, so the validation
+    RMSE is |w - 1| * rms(x): it falls to 0 at the epoch whose target is 1 and rises again after it.
+    """
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    x_val = torch.tensor([[1.0], [2.0], [-1.0]])
+    calls = {"n": 0}
+
+    def step(idx):
+        t = targets[min(calls["n"], len(targets) - 1)]
+        calls["n"] += 1
+        return ((model.weight - t) ** 2).sum()
+
+    def predict_val():
+        return model(x_val).detach().numpy().reshape(-1)
+
+    return model, opt, step, predict_val, x_val.numpy().reshape(-1)
+
+
+def test_loop_restores_the_best_epoch_not_the_last() -> None:
+    from boom_kit.torch_loop import fit
+
+    model, opt, step, predict_val, y_val = _pushed_model([0.5, 1.0, 4.0, 6.0])
+    res = fit(model, opt, step, predict_val, y_val, n_train=4, batch_size=8, epochs=4, seed=0, log=lambda _: None)
+    assert res.epochs == 4 and res.best_epoch == 2
+    assert res.best_val_rmse == pytest.approx(0.0, abs=1e-12)
+    assert [h["epoch"] for h in res.history] == [1, 2, 3, 4]
+    rms = float(np.sqrt(np.mean(y_val**2)))
+    assert [h["val_rmse"] for h in res.history] == pytest.approx([0.5 * rms, 0.0, 3.0 * rms, 5.0 * rms])
+    assert float(model.weight.detach()) == pytest.approx(1.0)  # epoch 2's weight, not epoch 4's (6.0)
+    assert not model.training  # left in eval mode for prediction
+
+
+def test_loop_early_stops_after_patience_and_keeps_the_best() -> None:
+    from boom_kit.torch_loop import fit
+
+    model, opt, step, predict_val, y_val = _pushed_model([1.0, 3.0, 5.0, 7.0, 9.0])
+    res = fit(model, opt, step, predict_val, y_val, n_train=4, batch_size=8, epochs=5, seed=0, patience=2,
+              log=lambda _: None)
+    assert res.epochs == 3 and res.best_epoch == 1  # epochs 2 and 3 no better -> stop after epoch 3
+    assert float(model.weight.detach()) == pytest.approx(1.0)
+
+
+def test_loop_diverged_validation_is_an_error() -> None:
+    from boom_kit.torch_loop import fit
+
+    model, opt, step, _, y_val = _pushed_model([1.0])
+    with pytest.raises(FloatingPointError, match="diverged"):
+        fit(model, opt, step, lambda: np.full(3, np.nan), y_val, n_train=4, batch_size=8, epochs=2, seed=0,
+            log=lambda _: None)
+
+
+def test_batches_cover_every_row_once() -> None:
+    from boom_kit.torch_loop import batches
+
+    plain = batches(10, 4, None)
+    assert [b.tolist() for b in plain] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    shuffled = batches(10, 4, np.random.default_rng(0))
+    assert [len(b) for b in shuffled] == [4, 4, 2]
+    assert sorted(np.concatenate(shuffled).tolist()) == list(range(10))
+    assert np.concatenate(shuffled).tolist() != list(range(10))
