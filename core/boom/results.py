@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from boom_schema import CONTRACT_VERSION, RunRecord, Scores
-from boom import paths
+from pydantic import ValidationError
+
+from boom_schema import CONTRACT_VERSION, ModelReport, PredictionsError, RunRecord, Scores, limits
+from boom import paths, runfiles
 from boom.hashing import sha256_json
+
+#: the files the orchestrator writes into a run folder after the model ran (whatever stands there is replaced)
+OWN_FILES = ("record.json", "scores.json", "parity.png")
 
 
 def run_id(model_hash: str, data_sha: dict[str, str], params: dict[str, Any], seed: int, subset: Optional[str], device: str) -> str:
@@ -30,13 +36,65 @@ def run_dir(dataset: str, prop: str, model: str, rid: str, root: Optional[Path] 
 
 
 def read_record(folder: Path) -> Optional[RunRecord]:
-    path = folder / "record.json"
-    if not path.exists():
-        return None
     try:
-        return RunRecord.model_validate_json(path.read_text())
+        text = runfiles.read_text(folder / "record.json", limits.RECORD_MAX_BYTES)
+        return None if text is None else RunRecord.model_validate_json(text)
+    except ValueError:  # unreadable, unsafe (UnsafeEntry) or not a record: as if absent, so the run is redone
+        return None
+
+
+def read_scores(folder: Path) -> Optional[Scores]:
+    """scores.json of a run folder, None when absent, unsafe or invalid."""
+    try:
+        text = runfiles.read_text(folder / "scores.json", limits.SCORES_MAX_BYTES)
+        return None if text is None else Scores.model_validate_json(text)
     except ValueError:
         return None
+
+
+def read_model_report(folder: Path) -> Optional[ModelReport]:
+    """The model's model_report.json; None when it wrote none.
+
+    Raises :class:`boom.runfiles.UnsafeEntry` (one line) when the file is a link, a FIFO, a device, past
+    ``limits.REPORT_MAX_BYTES`` or not a valid report: the run then fails with that reason, never silently.
+    """
+    text = runfiles.read_text(folder / "model_report.json", limits.REPORT_MAX_BYTES)
+    if text is None:
+        return None
+    try:
+        return ModelReport.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise runfiles.UnsafeEntry(f"model_report.json is not a valid report: field '{field}': {first['msg']}") from None
+
+
+def read_predictions(folder: Path, n_rows: int) -> str:
+    """predictions.csv as text for ``boom_schema.validate_predictions``, within ``limits.predictions_max_bytes``.
+
+    Raises :class:`PredictionsError` (one line) when the file is missing, a link, a FIFO, a device or too large.
+    """
+    try:
+        text = runfiles.read_text(folder / "predictions.csv", limits.predictions_max_bytes(n_rows))
+    except runfiles.UnsafeEntry as exc:
+        raise PredictionsError(str(exc)) from None
+    if text is None:
+        raise PredictionsError("predictions.csv: file not found (the model wrote no predictions)")
+    return text
+
+
+def check_after_run(folder: Path, disk_gb: float) -> list[str]:
+    """One-line problems of a run folder the model has just left; an empty list when it is clean.
+
+    Removes links, FIFOs, devices and sockets anywhere in it (``runfiles.sweep``), cuts an oversized log with a
+    note (``limits.LOG_MAX_BYTES``), and checks the folder against ``resources.disk_gb``.
+    """
+    problems = runfiles.sweep(folder, OWN_FILES)
+    runfiles.cap_log(folder / "log.txt")
+    over = runfiles.over_disk(folder, disk_gb)
+    if over:
+        problems.append(over)
+    return problems
 
 
 def iter_runs(root: Optional[Path] = None) -> Iterator[tuple[RunRecord, Optional[Scores], Path]]:
@@ -46,16 +104,18 @@ def iter_runs(root: Optional[Path] = None) -> Iterator[tuple[RunRecord, Optional
         record = read_record(rec_path.parent)
         if record is None:
             continue
-        score_path = rec_path.parent / "scores.json"
-        scores = Scores.model_validate_json(score_path.read_text()) if score_path.exists() else None
-        yield record, scores, rec_path.parent
+        yield record, read_scores(rec_path.parent), rec_path.parent
 
 
 def archive_previous(folder: Path) -> None:
     """Move an earlier attempt's files to ``previous/<time>/``: a rerun never overwrites what a run wrote."""
     if not folder.exists():
         return
-    keep = folder / "previous" / datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    previous = folder / "previous"
+    st = runfiles.lstat(previous)
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        runfiles.clear(previous)  # a model's planted link: the earlier files must not move through it
+    keep = previous / datetime.now().strftime("%Y%m%dT%H%M%S%f")
     keep.mkdir(parents=True)
     for item in list(folder.iterdir()):
         if item.name != "previous":
@@ -63,10 +123,9 @@ def archive_previous(folder: Path) -> None:
 
 
 def write_json(path: Path, text: str) -> None:
-    """Atomic write: a crash never leaves a half-written record."""
-    tmp = path.with_suffix(path.suffix + ".part")
-    tmp.write_text(text)
-    tmp.replace(path)
+    """Atomic replace (``runfiles.write_atomic``): a crash never leaves a half-written record, and a link a
+    model planted at that name (or at a temp name) is replaced, never written through."""
+    runfiles.write_atomic(path, text)
 
 
 def dump(obj: Any) -> str:

@@ -14,6 +14,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from boom_schema.base import Contract
+from boom_schema.limits import DEFAULT_DISK_GB
 from boom_schema.properties import PROPERTIES
 
 Scalar = Union[bool, int, float, str, None]
@@ -42,7 +43,7 @@ class Resources(Contract):
     cpus: float = Field(2.0, gt=0, description="CPU cores a run may use (also sets the thread count).")
     memory_gb: float = Field(8.0, gt=0, description="Memory limit of a container run.")
     timeout_s: int = Field(6 * 3600, gt=0, description="Wall-clock limit of one run.")
-    disk_gb: float = Field(4.0, gt=0, description="Most a run folder may hold after the run (everything the model "
+    disk_gb: float = Field(DEFAULT_DISK_GB, gt=0, description="Most a run folder may hold after the run (everything the model "
                            "wrote, log included); a larger folder fails the run (boom_schema.limits).")
 
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Protocol
 
-from boom_schema import Task
+from boom_schema import Task, limits
+from boom import runfiles
 from boom.registry import ModelEntry
 
 
@@ -38,10 +39,14 @@ _ERROR_LINE = re.compile(r"^error: (.*)$")
 
 
 def last_error_line(log_path: Path) -> Optional[str]:
-    """The model's own one-line reason (``error: ...`` from boom_kit), else the last non-empty log line."""
-    if not log_path.exists():
+    """The model's own one-line reason (``error: ...`` from boom_kit), else the last non-empty log line.
+
+    Only the log's end is read (``limits.LOG_TAIL_BYTES``), and only when it is a regular file (``boom.runfiles``).
+    """
+    tail = runfiles.read_tail(log_path, limits.LOG_TAIL_BYTES)
+    if tail is None:
         return None
-    lines = [l.strip() for l in log_path.read_text(errors="replace").splitlines() if l.strip()]
+    lines = [l.strip() for l in tail.splitlines() if l.strip()]
     for line in reversed(lines):
         m = _ERROR_LINE.match(line)
         if m:

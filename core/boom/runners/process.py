@@ -11,7 +11,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from boom.runners import stop
 from boom.runners.base import Execution
@@ -20,10 +20,15 @@ POLL_S = 0.1
 
 
 def supervise(cmd: Sequence[str], log_path: Path, timeout_s: int, env: Optional[Mapping[str, str]] = None,
-              cwd: Optional[Path] = None) -> Execution:
-    """Run ``cmd`` to completion or until ``timeout_s``; never raises for what the process does."""
+              cwd: Optional[Path] = None, watch: Optional[Callable[[], Optional[str]]] = None) -> Execution:
+    """Run ``cmd`` to completion or until ``timeout_s``; never raises for what the process does.
+
+    ``watch`` (e.g. ``boom.runfiles.disk_watch``) is asked while the process runs; a reason it returns kills the
+    process and becomes the run's error.
+    """
     started = time.perf_counter()
     timed_out = False
+    stopped_why = None
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=None if env is None else dict(env), start_new_session=True)
@@ -38,6 +43,12 @@ def supervise(cmd: Sequence[str], log_path: Path, timeout_s: int, env: Optional[
                     pid, status, usage = os.wait4(proc.pid, 0)
                     break
                 stop.check()
+                stopped_why = watch() if watch is not None else None
+                if stopped_why:
+                    _kill_session(proc.pid)
+                    pid, status, usage = os.wait4(proc.pid, 0)
+                    log.write(f"[boom] {stopped_why}\n".encode())
+                    break
                 time.sleep(POLL_S)
         except BaseException as exc:  # stopped (signal) or a bug here: the model must not outlive its orchestrator
             _kill_session(proc.pid)
@@ -52,7 +63,7 @@ def supervise(cmd: Sequence[str], log_path: Path, timeout_s: int, env: Optional[
     proc.returncode = code
     _kill_session(proc.pid)  # reap anything of its session left behind
     return Execution(returncode=code, timed_out=timed_out, wall_s=wall, peak_memory_mb=usage.ru_maxrss / 1024.0,
-                     oom_killed=(code == -signal.SIGKILL and not timed_out))
+                     oom_killed=(code == -signal.SIGKILL and not timed_out and not stopped_why), error=stopped_why)
 
 
 def _kill_session(pid: int) -> None:
