@@ -18,11 +18,13 @@ RUNNER ?= local
 SET ?=
 ARGS ?=
 
-.PHONY: setup setup-models run matrix compose docker-base report prepare test test-fast bench schema clean-venv help
+.PHONY: setup setup-models run matrix compose docker-base report prepare test test-unit mutation test-fast bench schema clean-venv help
 
 help:
 	@echo "make run MODEL=rf PROP=density [SEED=0] [RUNNER=local|docker] [SET='k=v k2=v2']   one benchmark run"
 	@echo "make test                 the test suite (sets up everything it needs)"
+	@echo "make test-unit            the fast layer: no model training, no Docker (a few minutes at most)"
+	@echo "make mutation             mutation score of the unit tests -> bench/results/mutation.md"
 	@echo "make prepare              datasets and BOOM splits"
 	@echo "make report               leaderboard of all runs"
 	@echo "make bench                split-preparation benchmark"
@@ -80,6 +82,19 @@ schema: setup
 test: setup-models
 	$(PY) -m pytest tests -q $(ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest selected no tests (exit 5): check the test paths / markers"; fi; exit $$rc
+
+# The fast layer: schema, metrics, splits, kit safeguards, matrix/resume/seeds and the report with fixture models.
+UNIT_TESTS := tests/test_schema.py tests/test_metrics.py tests/test_kit_safeguards.py tests/test_predictions_contract.py \
+	tests/test_splits.py tests/test_task_inputs.py tests/test_kit_tokenize.py tests/test_kit_graphs.py tests/test_readout.py \
+	tests/test_seeds.py tests/test_resume.py tests/test_matrix.py tests/test_report_html.py
+test-unit: setup-models
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest $(UNIT_TESTS) -q -m "not model and not docker" $(ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest selected no tests (exit 5): check UNIT_TESTS / markers"; fi; exit $$rc
+
+# mutation testing (mutmut, pinned in requirements/mutation.txt) of the unit layer; see bench/mutation.py
+mutation: setup-models
+	$(PIP) install -c $(CONSTRAINTS) -r requirements/mutation.txt
+	$(PY) bench/mutation.py $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

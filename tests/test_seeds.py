@@ -41,6 +41,7 @@ def _predictions(outcome) -> pd.Series:
     return table.set_index("mol_id")["y_pred"].sort_index()
 
 
+@pytest.mark.model
 def test_rf_seed_changes_predictions_and_repeats_them(prepared) -> None:
     from tests.conftest import smoke_run
 
