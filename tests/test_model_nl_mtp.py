@@ -1,4 +1,5 @@
-"""NL-MTP: smoke runs through the local runner, plus the properties the design depends on.
+"""NL-MTP: smoke runs through the local runner, the policy estimator (known effect recovered, deterministic
+exposure refused, influence-function SE by hand, each positivity rule fails), plus the network properties.
 
 * the time-zero barrier: changing a post-TIME0 token leaves every pre-TIME0 output unchanged;
 * gradients reach the fast weights U, V and the base weights;
@@ -40,23 +41,85 @@ def _tiny(seed: int = 0, n_context: int = 12, dropout: float = 0.0):
 def test_smoke(prepared, prop):
     outcome = smoke_run("nl-mtp", prop, subset=60)
     report = json.loads((outcome.folder / "model_report.json").read_text())
-    assert {"policy.json", "contrast.png", "gates.png"} <= set(report["artefacts"])
+    assert {"policy.json", "contrast.png", "ratios.png"} <= set(report["artefacts"])
     for name in report["artefacts"]:
         assert (outcome.folder / name).stat().st_size > 0
     policy = json.loads((outcome.folder / "policy.json").read_text())
-    assert math.isfinite(policy["contrast_id"]) and math.isfinite(policy["contrast_ood"])
-    assert 0.0 <= policy["share_outside_support"] <= 1.0
-    assert 0.0 <= policy["alpha"]["test"]["q05"] <= policy["alpha"]["test"]["q95"] <= 1.0
-    if policy["psi_hat"] is not None:
-        lo, hi = policy["psi_ci95"]
-        assert lo <= policy["psi_hat"] <= hi
-        lo, hi = policy["dr_effect_ci95"]
-        assert lo <= policy["dr_effect"] <= hi
-        if policy["psi_n_units"] == policy["psi_n_val"]:  # every validation molecule in support
-            assert policy["psi_hat"] - policy["dr_effect"] == pytest.approx(policy["mean_y_val"], abs=1e-6)
-    for key in ("psi_hat", "dr_effect", "contrast_id", "contrast_ood", "share_outside_support", "alpha_median"):
+    pos = policy["positivity"]
+    assert 0.0 <= pos["share_gate_excluded"] <= 1.0 and 0.0 < pos["ess_share"] <= 1.0
+    if pos["supported"]:
+        lo, hi = policy["ci95"]
+        assert lo <= policy["effect"] <= hi and policy["reason"] is None
+    else:  # refused: no number, a reason
+        assert policy["effect"] is None and policy["ci95"] is None and "insufficient support" in policy["reason"]
+    for key in ("effect", "se", "ci95", "reason", "ess_share", "share_gate_excluded"):
         assert key in report["extra"]
     assert report["n_parameters"] > 0 and report["best_epoch"] == 1
+
+
+# ---------------------------------------------------------------- the policy estimator
+
+def _estimator():
+    return model_module("nl-mtp", "estimator"), model_module("nl-mtp", "nuisance")
+
+
+def _synthetic(seed: int, n: int, noise_sd: float):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3))
+    a = x @ np.array([1.0, -0.5, 0.3]) + noise_sd * rng.normal(size=n)
+    y = 2.0 * a + np.sin(x[:, 0]) + x[:, 1] * x[:, 2] + 0.5 * a * x[:, 0] + 0.5 * rng.normal(size=n)
+    return x, a, y
+
+
+def test_recovers_known_effect_within_interval():
+    est, nui = _estimator()
+    x, a, y = _synthetic(0, 1500, 1.0)
+    delta = 0.5
+    truth = 2.0 * delta + 0.5 * delta * 0.0  # E[x0] = 0: theta = 2 * delta
+    r = est.estimate(x, a, y, delta, nui.hgb_q(max_iter=200), nui.mdn_g(epochs=200), k=3, seed=0)
+    assert r["positivity"]["supported"], r["reason"]
+    lo, hi = r["ci95"]
+    assert lo <= truth <= hi, (r["effect"], r["ci95"])
+    assert abs(r["effect"] - truth) < 0.1 and 0.0 < r["se"] < 0.05
+
+
+def test_refuses_deterministic_exposure():
+    est, nui = _estimator()
+    x, a, y = _synthetic(1, 800, 0.0)  # A is a function of X: no unit can be shifted within support
+    r = est.estimate(x, a, y, 0.5, nui.hgb_q(max_iter=50), nui.mdn_g(epochs=150), k=2, seed=0)
+    assert r["effect"] is None and r["ci95"] is None and r["se"] is None
+    assert not r["positivity"]["supported"] and "insufficient support" in r["reason"]
+    assert r["positivity"]["ess_share"] < 0.2 and r["positivity"]["share_gate_excluded"] > 0.5
+
+
+def test_influence_function_se_by_hand():
+    est, _ = _estimator()
+    y = np.array([1.0, 2.0, 0.0, 3.0])
+    q_obs = np.array([0.5, 2.5, 0.0, 2.0])
+    q_shift = np.array([1.5, 3.0, 1.0, 2.5])
+    r = np.array([2.0, 1.0, 0.5, 0.0])
+    # units r*(y-q) + q_shift - y: 1.5, 0.5, 1.0, -0.5 -> mean 0.625; deviations .875 -.125 .375 -1.125
+    out = est.one_step(y, q_obs, q_shift, r)
+    assert out["effect"] == pytest.approx(0.625)
+    var = (0.875 ** 2 + 0.125 ** 2 + 0.375 ** 2 + 1.125 ** 2) / 3
+    assert out["se"] == pytest.approx(math.sqrt(var / 4))
+    assert out["ci95"][1] - out["ci95"][0] == pytest.approx(2 * 1.959964 * math.sqrt(var / 4))
+    assert out["plug_in"] == pytest.approx(0.75)
+
+
+def test_positivity_rules_each_fail():
+    est, _ = _estimator()
+    rule = est.SupportRule(clip=20.0, min_ess_share=0.2, max_clip_share=0.02, max_gate_share=0.05)
+    ok = est.positivity(np.zeros(100), np.zeros(100), rule)
+    assert ok["supported"] and ok["ess_share"] == pytest.approx(1.0)
+    lr = np.zeros(100)
+    lr[:3] = 5.0  # ratio e^5 > 20 for 3%
+    assert not est.positivity(lr, np.zeros(100), rule)["supported"]
+    gate = np.zeros(100)
+    gate[:6] = -4.0  # g(A+d|X)/g(A|X) = e^-4 < 1/20 for 6%
+    bad = est.positivity(np.zeros(100), gate, rule)
+    assert not bad["supported"] and bad["share_gate_excluded"] == pytest.approx(0.06)
+    assert est.folds(10, 3, 0, groups=np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4])).reshape(5, 2).std(axis=1).max() == 0
 
 
 def test_spec_and_default_size():
@@ -255,7 +318,8 @@ def test_ch2_extension_and_environment():
     import hashlib
 
     assert env == int.from_bytes(hashlib.sha256(b"c1ccccc1").digest()[:8], "big") % 16  # stable, not hash()
-    bits, desc, mw, env2, ext_desc = main.featurise_one(("c1ccccc1CCO", True, 16))
+    bits, desc, mw, env2, ext_desc, comp = main.featurise_one(("c1ccccc1CCO", True, 16))
+    assert comp.tolist() == [0.0, 1.0, 1.0, 1.0]  # N, O, rings, aromatic rings
     assert bits.shape == (main.N_BITS,) and bits.dtype == np.uint8 and bits.sum() > 0
     assert desc.shape == (8,) and np.isfinite(ext_desc).all() and env2 == env
     assert ext_desc[main.DESCRIPTORS.index("HeavyAtomCount")] - desc[main.DESCRIPTORS.index("HeavyAtomCount")] == 1

@@ -4,9 +4,11 @@ it under the policy shift do(W += delta) of the exposure W = exact molecular wei
 Recipe: featurise (Morgan 2048 + MACCS 167 + 8 RDKit descriptors as context x, exact MW as exposure A,
 a sha256 bucket of the Bemis-Murcko scaffold as environment); train the observed world (fast weights off,
 m_obs) and the policy world (fast weights on, m_pol) on every batch with the loss of ``objective.py``;
-keep the best-validation weights on observed RMSE; predict m_obs for the ID/OOD molecules; write the
-policy estimate (psi-hat with a seeded bootstrap interval, contrast, gate statistics) to ``policy.json``,
-``contrast.png`` and ``gates.png``, and the headline numbers into ``Output.extra``.
+keep the best-validation weights on observed RMSE; predict m_obs for the test molecules.  The policy effect
+is estimated separately (``estimator.py``, README): cross-fitted one-step estimator over the training
+molecules with Q(a, x) and g(a | x) on a context X that leaves the exposure free (``policy_context``); it
+goes to ``policy.json`` (effect, influence-function SE, 95% interval, positivity diagnostics, or no effect
+with the reason), ``contrast.png`` and ``ratios.png``, and the headline numbers into ``Output.extra``.
 
 The 8 descriptors are computed with RDKit's own descriptor functions rather than
 ``boom_kit.featurise.descriptors.compute_descriptors``: that computes all 217 descriptors (about 23 ms a
@@ -32,6 +34,7 @@ DESCRIPTORS = ["MolLogP", "TPSA", "NumHAcceptors", "NumHDonors", "NumRotatableBo
                "HeavyAtomCount", "FractionCSP3"]
 CH2_DA = 14.01565  # exact mass of CH2
 N_BITS = 2048 + 167
+N_COMPOSITION = 4
 _MORGAN = _TABLE = None  # per-process caches of the fingerprint generator and descriptor table
 
 
@@ -78,7 +81,7 @@ def featurise_one(args: tuple[str, bool, int]) -> tuple:
     nan8 = np.full(len(DESCRIPTORS), np.nan)
     mol = Chem.MolFromSmiles(smiles)
     if mol is None:
-        return np.zeros(N_BITS, np.uint8), nan8, math.nan, 0, nan8
+        return np.zeros(N_BITS, np.uint8), nan8, math.nan, 0, nan8, np.zeros(N_COMPOSITION)
     global _MORGAN, _TABLE
     if _MORGAN is None:
         _MORGAN = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
@@ -89,7 +92,17 @@ def featurise_one(args: tuple[str, bool, int]) -> tuple:
     maccs[list(MACCSkeys.GenMACCSKeys(mol).GetOnBits())] = 1
     bits = np.concatenate([morgan.astype(np.uint8), maccs])
     ext = add_ch2(mol) if extend else None
-    return bits, desc(mol), Descriptors.ExactMolWt(mol), environment(mol, n_envs), desc(ext) if ext else nan8
+    return (bits, desc(mol), Descriptors.ExactMolWt(mol), environment(mol, n_envs), desc(ext) if ext else nan8,
+            composition(mol))
+
+
+def composition(mol) -> np.ndarray:
+    """N and O counts, ring and aromatic-ring counts: with the MACCS keys, the policy context X (README)."""
+    from rdkit.Chem import rdMolDescriptors
+
+    symbols = [a.GetSymbol() for a in mol.GetAtoms()]
+    return np.array([symbols.count("N"), symbols.count("O"), mol.GetRingInfo().NumRings(),
+                     rdMolDescriptors.CalcNumAromaticRings(mol)], float)
 
 
 def featurise(smiles, extend: bool, n_envs: int, workers: int) -> dict[str, np.ndarray]:
@@ -99,9 +112,15 @@ def featurise(smiles, extend: bool, n_envs: int, workers: int) -> dict[str, np.n
             rows = pool.map(featurise_one, jobs, chunksize=256)
     else:
         rows = [featurise_one(j) for j in jobs]
-    bits, desc, mw, env, ext = zip(*rows)
+    bits, desc, mw, env, ext, comp = zip(*rows)
     return {"bits": np.stack(bits), "desc": np.stack(desc), "mw": np.asarray(mw, float),
-            "env": np.asarray(env, np.int64), "ext": np.stack(ext)}
+            "env": np.asarray(env, np.int64), "ext": np.stack(ext), "comp": np.stack(comp)}
+
+
+def policy_context(d: dict) -> np.ndarray:
+    """X held fixed by the policy: N, O, ring, aromatic-ring counts and the 167 MACCS keys (not Morgan bits,
+    not heavy-atom counts, which pin the molecular weight to 1.8 Da; see README)."""
+    return np.c_[d["comp"], d["bits"][:, 2048:].astype(float)]
 
 
 def quantiles(x: np.ndarray) -> dict[str, float]:
@@ -116,7 +135,7 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     import torch
 
     from network import NLMTP
-    from objective import LossWeights, importance_weights, nl_mtp_loss
+    from objective import LossWeights, nl_mtp_loss
 
     p = ctx.param
     n_envs, delta_da = int(p("n_envs", 16)), float(p("delta", CH2_DA))
@@ -190,106 +209,72 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
         result = torch_loop.fit(model, optimizer, step, predict_val, T["y"][val_rows].cpu().numpy(), len(fit_idx),
                                 batch, epochs, ctx.seed, scheduler=scheduler, clip=float(p("clip", 1.0)))
 
-    def evaluate(D, rows_np):
-        rows_all = torch.as_tensor(rows_np, device=dev)
-        cols = {k: [] for k in ("m_obs", "m_pol", "s", "alpha", "w")}
-        with torch.no_grad():
-            for i in torch_loop.batches(len(rows_np), 512, None):
-                r = rows_all[i]
-                obs, pol = run_model(D, r, False), run_model(D, r, True)
-                vals = (obs["m"], pol["m"], obs["s"], pol["alpha"], importance_weights(obs["mdn"], D["a"][r], delta, clip))
-                for k, v in zip(cols, vals):
-                    cols[k].append(v.double().cpu().numpy())
-        return {k: np.concatenate(v) for k, v in cols.items()}
-
     with ctx.stopwatch("predict"):
-        test_out = evaluate(E, np.arange(len(ctx.test)))
-        val_out = evaluate(T, val_idx)
-    policy = policy_summary(ctx, y_scaler, val_out, test_out, T["y"][val_rows].cpu().numpy(),
-                            float(psi.detach()), delta_da, threshold, clip, result)
+        test_pred = torch_loop.predict_in_batches(lambda i: run_model(E, torch.as_tensor(i, device=dev), False)["m"],
+                                                  len(ctx.test), 512)
+    with ctx.stopwatch("policy"):
+        policy = policy_estimate(ctx, tr, ctx.train["y"].to_numpy(np.float64), delta_da)
     policy["config"] = {k: ctx.param(k) for k in ctx.task.hyperparameters}
+    nuis = policy.pop("nuisances")
     ctx.artefact("policy.json").write_text(json.dumps(policy, indent=2))
-    plots(ctx, te["mw"], test_out, y_scaler.std, threshold)
-    extra = {k: policy[k] for k in ("psi_hat", "psi_ci95", "dr_effect", "dr_effect_ci95", "contrast_id",
-                                    "contrast_ood", "share_outside_support")}
-    extra |= {"alpha_median": policy["alpha"]["test"].get("q50"), "support_median": policy["support"]["test"].get("q50"),
-              "lor_layers": model.lor_layers, "best_val_rmse_scaled": result.best_val_rmse}
-    return boom_kit.Output(y_pred=y_scaler.inverse(test_out["m_obs"]), n_parameters=torch_loop.count_parameters(model),
+    plots(ctx, tr["mw"], nuis, float(p("weight_clip", 20.0)))
+    pos = policy["positivity"]
+    extra = {k: policy[k] for k in ("effect", "se", "ci95", "reason", "plug_in")}
+    extra |= {"ess_share": pos["ess_share"], "share_beyond_clip": pos["share_beyond_clip"],
+              "share_gate_excluded": pos["share_gate_excluded"], "best_val_rmse_scaled": result.best_val_rmse}
+    return boom_kit.Output(y_pred=y_scaler.inverse(test_pred), n_parameters=torch_loop.count_parameters(model),
                            epochs=result.epochs, best_epoch=result.best_epoch, extra=extra)
 
 
-def policy_summary(ctx, y_scaler, val_out, test_out, y_val, psi_learned, delta_da, threshold, clip, result) -> dict:
-    """psi-hat = mean DR pseudo-outcome over the supported molecules of the validation slice (held out from
-    fitting), with a seeded percentile bootstrap interval; contrasts and gate statistics per split."""
-    import torch
+def policy_estimate(ctx: boom_kit.Context, tr: dict, y: np.ndarray, delta_da: float) -> dict:
+    """theta = E[Y(A + delta)] - E[Y] over the training molecules (the only labelled ones), A = exact molecular
+    weight, X = policy_context; cross-fitted one-step with HGB Q and MDN g, or no effect when support fails."""
+    import estimator
+    import nuisance
 
-    from objective import pseudo_outcome
-
-    t = lambda x: torch.as_tensor(x)  # noqa: E731
-    y_tilde = y_scaler.inverse(pseudo_outcome(t(val_out["m_pol"]), t(val_out["m_obs"]), t(y_val), t(val_out["w"])).numpy())
-    keep = val_out["s"] >= threshold
-    n_boot = int(ctx.param("bootstrap", 1000))
-    psi_hat, ci, effect, effect_ci = None, [None, None], None, [None, None]  # JSON null when none in support
-    if keep.any():
-        units, gain = y_tilde[keep], (y_tilde - y_scaler.inverse(y_val))[keep]  # gain: y~ - y, paired
-        psi_hat, effect = float(units.mean()), float(gain.mean())
-        draws = np.random.default_rng(ctx.seed).integers(0, len(units), size=(n_boot, len(units)))
-        ci = [float(v) for v in np.percentile(units[draws].mean(axis=1), [2.5, 97.5])]
-        effect_ci = [float(v) for v in np.percentile(gain[draws].mean(axis=1), [2.5, 97.5])]
-    else:
-        ctx.note("no validation molecule passes the support gate: psi-hat undefined")
-    split = ctx.test["split"].to_numpy()
-    contrast = (test_out["m_pol"] - test_out["m_obs"]) * y_scaler.std
-    sets = {"val": val_out, "id": {k: v[split == "id"] for k, v in test_out.items()},
-            "ood": {k: v[split == "ood"] for k, v in test_out.items()}, "test": test_out}
-    return {
-        "policy": f"do(W += {delta_da} Da), W = exact molecular weight",
-        "psi_hat": psi_hat, "psi_ci95": ci, "psi_n_units": int(keep.sum()), "psi_n_val": int(len(keep)),
-        "psi_bootstrap": {"n": n_boot, "seed": ctx.seed, "data": "validation slice of train (not fitted)"},
-        "dr_effect": effect, "dr_effect_ci95": effect_ci,  # psi-hat minus the mean observed y, same units
-        "psi_learned": float(y_scaler.inverse(np.array([psi_learned]))[0]),
-        "mean_y_val": float(y_scaler.inverse(y_val).mean()),
-        "plug_in_mean_m_pol_val": float(y_scaler.inverse(val_out["m_pol"]).mean()),
-        "contrast_id": float(contrast[split == "id"].mean()), "contrast_ood": float(contrast[split == "ood"].mean()),
-        "contrast_val": float(((val_out["m_pol"] - val_out["m_obs"]) * y_scaler.std).mean()),
-        "share_outside_support": float((test_out["s"] < threshold).mean()),
-        "share_outside_support_by_split": {k: float((v["s"] < threshold).mean()) for k, v in sets.items()},
-        "alpha": {k: quantiles(v["alpha"]) for k, v in sets.items()},
-        "support": {k: quantiles(v["s"]) for k, v in sets.items()},
-        "importance_weight_val": quantiles(val_out["w"]) | {"share_at_clip": float((val_out["w"] >= clip - 1e-9).mean())},
-        "support_threshold": threshold, "weight_clip": clip,
-        "training": {"epochs": result.epochs, "best_epoch": result.best_epoch, "history": result.history},
-    }
+    p = ctx.param
+    ok = np.isfinite(tr["mw"])
+    rule = estimator.SupportRule(clip=float(p("weight_clip", 20.0)), min_ess_share=float(p("min_ess_share", 0.2)),
+                                 max_clip_share=float(p("max_clip_share", 0.02)),
+                                 max_gate_share=float(p("max_gate_share", 0.05)))
+    fit_q = nuisance.hgb_q(max_iter=int(p("q_max_iter", 300)), learning_rate=float(p("q_lr", 0.06)), seed=ctx.seed)
+    fit_g = nuisance.mdn_g(n_components=int(p("n_components", 8)), hidden=int(p("g_hidden", 64)),
+                           epochs=int(p("g_epochs", 300)), seed=ctx.seed)
+    out = estimator.estimate(policy_context(tr)[ok], tr["mw"][ok], y[ok], delta_da, fit_q, fit_g,
+                             int(p("k_folds", 5)), ctx.seed, rule)
+    if out["effect"] is None:
+        ctx.note(out["reason"])
+    return {"estimand": f"E[Y(A + {delta_da} Da)] - E[Y] over the training molecules; A = exact molecular weight, "
+                        "X = N, O, ring, aromatic-ring counts + MACCS keys held fixed",
+            "population": "train.csv (labelled), every molecule RDKit parses", "n_excluded_unparsed": int((~ok).sum())} | out
 
 
-def plots(ctx, mw, out, y_std, threshold) -> None:
+def plots(ctx, mw, nuis: dict, clip: float) -> None:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        ctx.note("matplotlib missing: contrast.png and gates.png not drawn")
+        ctx.note("matplotlib missing: contrast.png and ratios.png not drawn")
         return
-    split = ctx.test["split"].to_numpy()
+    mw = mw[np.isfinite(mw)]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, colour in (("id", "tab:blue"), ("ood", "tab:red")):
-        sel = split == name
-        ax.scatter(mw[sel], (out["m_pol"] - out["m_obs"])[sel] * y_std, s=4, alpha=0.5, c=colour, label=name)
+    ax.scatter(mw, nuis["q_shift"] - nuis["q_obs"], s=4, alpha=0.5)
     ax.axhline(0, c="k", lw=0.5)
-    ax.set(xlabel="exposure A = exact molecular weight (Da)", ylabel=f"m_pol - m_obs ({ctx.task.property})",
-           title="policy contrast under do(W += CH2)")
-    ax.legend()
+    ax.set(xlabel="exposure A = exact molecular weight (Da)", ylabel=f"Q(A+d, X) - Q(A, X) ({ctx.task.property})",
+           title="out-of-fold plug-in contrast, train molecules")
     fig.tight_layout()
     fig.savefig(ctx.artefact("contrast.png"), dpi=120)
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
-    axes[0].hist(out["alpha"], bins=40)
-    axes[0].set(xlabel="fast-weight gate alpha(x, delta)", ylabel="molecules")
-    axes[1].hist(out["s"], bins=40)
-    axes[1].axvline(threshold, c="r")
-    axes[1].set(xlabel="support gate s(x)")
+    axes[0].hist(np.clip(nuis["log_ratio"], -10, 10), bins=60)
+    axes[0].axvline(np.log(clip), c="r")
+    axes[0].set(xlabel="log g(A-d|X)/g(A|X) (weights)", ylabel="molecules")
+    axes[1].hist(np.clip(nuis["log_gate"], -10, 10), bins=60)
+    axes[1].axvline(-np.log(clip), c="r")
+    axes[1].set(xlabel="log g(A+d|X)/g(A|X) (gate)")
     fig.tight_layout()
-    fig.savefig(ctx.artefact("gates.png"), dpi=120)
+    fig.savefig(ctx.artefact("ratios.png"), dpi=120)
     plt.close("all")
 
 
