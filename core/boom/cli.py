@@ -262,5 +262,9 @@ def compose_cmd(check: bool, to_stdout: bool) -> None:
         _fail(str(exc))
 
 
+from boom.cache_cli import cache_group  # noqa: E402  (its own module: the feature cache)
+main.add_command(cache_group)
+
+
 if __name__ == "__main__":
     main()

@@ -33,7 +33,8 @@ def build(n_in: int, hidden: int, layers: int) -> torch.nn.Sequential:
 
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     with ctx.stopwatch("featurise"):
-        X_train, X_test, columns = train_test_descriptors(ctx.train["smiles"], ctx.test["smiles"], ctx.task.threads)
+        X_train, X_test, columns = train_test_descriptors(ctx.train["smiles"], ctx.test["smiles"], ctx.task.threads,
+                                                           note=ctx.note)
         if columns.imputation_note("test"):  # the last transform was the test matrix
             ctx.note(columns.imputation_note("test"))
         features = StandardScaler().fit(X_train)

@@ -12,7 +12,8 @@ from boom_kit.featurise.descriptors import train_test_descriptors
 
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     with ctx.stopwatch("featurise"):
-        X_train, X_test, columns = train_test_descriptors(ctx.train["smiles"], ctx.test["smiles"], ctx.task.threads)
+        X_train, X_test, columns = train_test_descriptors(ctx.train["smiles"], ctx.test["smiles"], ctx.task.threads,
+                                                           note=ctx.note)
     if columns.imputation_note("test"):  # the last transform was the test matrix
         ctx.note(columns.imputation_note("test"))
     scaler = boom_kit.TargetScaler().fit(ctx.train["y"].to_numpy())

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 from boom_schema import Task
-from boom import paths
+from boom import cache, paths
 from boom.registry import ModelEntry
 from boom.runners.base import Execution
 from boom.runners.process import supervise
@@ -63,15 +63,18 @@ class ApptainerRunner:
 
     def command(self, entry: ModelEntry, task: Task, run_dir: Path, sif: Path) -> list[str]:
         threads = str(task.threads)
+        features = cache.host_folder()  # the shared feature cache, read-only (boom.cache)
         cmd = [self.executable or "apptainer", "exec", "--containall", "--cleanenv",
                "--bind", f"{Path(task.input_dir).resolve()}:{INPUT_MOUNT}:ro",
                "--bind", f"{run_dir.resolve()}:{OUTPUT_MOUNT}",
+               *(["--bind", f"{features}:{cache.CONTAINER_MOUNT}:ro"] if features else []),
                "--pwd", f"/opt/boom/models/{entry.name}"]
         if task.device == "cuda":
             cmd.append("--nv")
         for key, value in (("OMP_NUM_THREADS", threads), ("MKL_NUM_THREADS", threads),
                            ("OPENBLAS_NUM_THREADS", threads), ("PYTHONUNBUFFERED", "1"), ("MPLBACKEND", "Agg"),
-                           ("HOME", "/tmp"), ("MPLCONFIGDIR", "/tmp/matplotlib")):
+                           ("HOME", "/tmp"), ("MPLCONFIGDIR", "/tmp/matplotlib"),
+                           *cache.model_env(in_container=True).items()):
             cmd += ["--env", f"{key}={value}"]
         return cmd + [str(sif), "python", entry.spec.entrypoint, f"{OUTPUT_MOUNT}/task.json"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from boom_schema import Task
-from boom import images
+from boom import cache, images
 from boom.registry import ModelEntry
 from boom.runners import stop
 from boom.runners.base import Execution
@@ -116,6 +116,8 @@ class DockerRunner:
                 "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
                 "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg", "HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib",
             }
+            features = cache.host_folder()  # the shared feature cache, read-only (boom.cache)
+            environment.update(cache.model_env(in_container=True))
             mem = f"{int(memory_gb * 1024)}m"
             input_dir = Path(task.input_dir).resolve()
             user = self._user(run_dir)
@@ -131,7 +133,8 @@ class DockerRunner:
                     command=["python", entry.spec.entrypoint, f"{OUTPUT_MOUNT}/task.json"],
                     working_dir=f"/opt/boom/models/{entry.name}",
                     volumes={str(input_dir): {"bind": INPUT_MOUNT, "mode": "ro"},
-                             str(run_dir.resolve()): {"bind": OUTPUT_MOUNT, "mode": "rw"}},
+                             str(run_dir.resolve()): {"bind": OUTPUT_MOUNT, "mode": "rw"},
+                             **({str(features): {"bind": cache.CONTAINER_MOUNT, "mode": "ro"}} if features else {})},
                     network_mode="none", user=user, environment=environment,
                     mem_limit=mem, memswap_limit=mem, nano_cpus=int(cpus * 1e9),
                     device_requests=device_requests,

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from boom_schema import Task
+from boom import cache
 from boom.registry import ModelEntry
 from boom.runners.base import Execution
 from boom.runners.process import supervise
@@ -23,5 +24,6 @@ class LocalRunner:
             env[var] = str(task.threads)
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("MPLBACKEND", "Agg")
+        env.update(cache.model_env(in_container=False))  # the shared feature cache (boom.cache)
         cmd = [sys.executable, str(entry.entrypoint), str(run_dir / "task.json")]
         return supervise(cmd, log_path, timeout_s, env=env, cwd=entry.folder)

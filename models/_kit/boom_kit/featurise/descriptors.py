@@ -4,14 +4,22 @@ The full RDKit descriptor list, with ``Ipc`` replaced by ``log(Ipc + 1)`` (Ipc o
 molecules).  Which columns are kept is decided on the training molecules only (BOOM chose them per
 split): columns with any non-finite value or no variance on train are dropped, and a non-finite value
 in a test molecule is replaced by the training median of that column.
+
+The raw rows go through the shared feature cache (``boom_kit.feature_cache``, ``$BOOM_FEATURE_CACHE``):
+computed once per (SMILES, RDKit version, descriptor code) and reused by every model, property and seed.
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import math
+from functools import lru_cache
 from multiprocessing import get_context
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
+
+from boom_kit.feature_cache import CacheStats, FeatureCache, Featuriser, cached_rows
 
 
 def descriptor_names() -> list[str]:
@@ -40,14 +48,26 @@ def _one(smiles: str) -> list[float]:
     return row
 
 
-def compute_descriptors(smiles: Sequence[str], workers: int = 1) -> np.ndarray:
-    """Raw descriptor matrix (rows: molecules, columns: :func:`descriptor_names`), float64."""
+def compute_descriptors(smiles: Sequence[str], workers: int = 1, pool=None) -> np.ndarray:
+    """Raw descriptor matrix (rows: molecules, columns: :func:`descriptor_names`), float64.
+
+    ``pool``: an open multiprocessing pool to use instead of starting one (the cache calls this once per
+    shard; starting a spawn pool each time would cost more than some shards take).
+    """
     smiles = list(smiles)
-    if workers > 1 and len(smiles) > 200:
-        with get_context("spawn").Pool(workers) as pool:
-            rows = pool.map(_one, smiles, chunksize=max(1, len(smiles) // (workers * 8)))
+    if (pool is not None or workers > 1) and len(smiles) > 200:
+        chunk = max(1, len(smiles) // (max(workers, 1) * 8))
+        if pool is not None:
+            rows = pool.map(_one, smiles, chunksize=chunk)
+        else:
+            with get_context("spawn").Pool(workers) as own:
+                rows = own.map(_one, smiles, chunksize=chunk)
     else:
         rows = [_one(s) for s in smiles]
+    return _as_matrix(rows)
+
+
+def _as_matrix(rows: list[list[float]]) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         arr = np.asarray(rows, dtype=np.float64)
     arr[np.abs(arr) > 1e30] = np.nan  # float32 downstream; treat absurd values as missing
@@ -92,10 +112,63 @@ class DescriptorColumns:
                 f"training median of their column")
 
 
-def train_test_descriptors(train_smiles: Sequence[str], test_smiles: Sequence[str],
-                           workers: int = 1) -> tuple[np.ndarray, np.ndarray, DescriptorColumns]:
-    """Descriptor matrices of train and test with columns chosen (and test gaps imputed) on train only."""
-    X_train_raw = compute_descriptors(train_smiles, workers=workers)
-    X_test_raw = compute_descriptors(test_smiles, workers=workers)
+@lru_cache(maxsize=1)
+def featuriser() -> Featuriser:
+    """The cache identity of these descriptors: RDKit's version, the descriptor list and this module's row code.
+
+    The source of :func:`_one` and :func:`_as_matrix` is part of the key, so an edit of how a row is computed
+    never reads rows computed the old way.
+    """
+    import rdkit
+
+    code = inspect.getsource(_one) + inspect.getsource(_as_matrix)
+    names = descriptor_names()
+    return Featuriser(name="rdkit-descriptors", width=len(names),
+                      params={"names": names, "code_sha256": hashlib.sha256(code.encode()).hexdigest()},
+                      versions={"rdkit": rdkit.__version__})
+
+
+class _Computer:
+    """``compute(smiles)`` for the cache, with one worker pool kept open for all of its calls."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool = None
+
+    def __call__(self, smiles: list[str]) -> np.ndarray:
+        if self.workers > 1 and self.pool is None and len(smiles) > 200:
+            self.pool = get_context("spawn").Pool(self.workers)
+        return compute_descriptors(smiles, workers=self.workers, pool=self.pool)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool.join()
+
+
+def cached_descriptors(smiles: Sequence[str], workers: int = 1, note: Optional[Callable[[str], None]] = None,
+                       cache: Optional[FeatureCache] = None) -> tuple[np.ndarray, Optional[CacheStats]]:
+    """:func:`compute_descriptors` through the feature cache (``$BOOM_FEATURE_CACHE``; computed when unset)."""
+    computer = _Computer(workers)
+    try:
+        return cached_rows(featuriser(), smiles, computer, note=note, cache=cache)
+    finally:
+        computer.close()
+
+
+def train_test_descriptors(train_smiles: Sequence[str], test_smiles: Sequence[str], workers: int = 1,
+                           note: Optional[Callable[[str], None]] = None, cache: Optional[FeatureCache] = None,
+                           ) -> tuple[np.ndarray, np.ndarray, DescriptorColumns]:
+    """Descriptor matrices of train and test with columns chosen (and test gaps imputed) on train only.
+
+    Raw rows come from the feature cache when one is configured; ``note`` receives what a reader of the
+    run should know about it (molecules computed in memory beside a read-only cache, a corrupt segment).
+    """
+    train_smiles, test_smiles = list(train_smiles), list(test_smiles)
+    X_raw, stats = cached_descriptors(train_smiles + test_smiles, workers=workers, note=note, cache=cache)
+    if stats is not None and note is not None:
+        note(f"feature cache: {stats.hits} of {stats.molecules} molecules' descriptors read, {stats.computed} computed"
+             f"{'' if stats.read_only else f', {stats.written} stored'}")
+    X_train_raw, X_test_raw = X_raw[:len(train_smiles)], X_raw[len(train_smiles):]
     columns = DescriptorColumns().fit(X_train_raw)
     return columns.transform(X_train_raw), columns.transform(X_test_raw), columns

@@ -1,0 +1,73 @@
+"""``boom cache``: see and clear the shared feature cache (``boom.cache``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import click
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _root(path: Optional[Path]) -> Path:
+    from boom import cache
+
+    root = path or cache.cache_dir()
+    if root is None:
+        raise click.ClickException(f"the feature cache is off ({cache.ENV}=off); set {cache.ENV} to a folder or "
+                                   f"pass --path")
+    return root
+
+
+_path_option = click.option("--path", type=click.Path(path_type=Path, file_okay=False), default=None,
+                            help="Cache folder (default: $BOOM_FEATURE_CACHE, else <data dir>/feature-cache).")
+
+
+@click.group("cache")
+def cache_group() -> None:
+    """The shared feature cache: descriptor rows computed once per molecule and featuriser version."""
+
+
+@cache_group.command("list")
+@_path_option
+def cache_list(path: Optional[Path]) -> None:
+    """Size and molecules per featuriser."""
+    from boom import cache
+
+    root = _root(path)
+    rows = cache.summary(root)
+    click.echo(f"feature cache: {root}")
+    if not rows:
+        click.echo("  (empty)")
+        return
+    click.echo(f"  {'featuriser':<34} {'versions':<18} {'molecules':>10} {'segments':>9} {'size':>10}")
+    for r in rows:
+        versions = ",".join(f"{k} {v}" for k, v in sorted(r.versions.items())) or "-"
+        click.echo(f"  {r.folder:<34} {versions:<18} {r.entries:>10} {r.segments:>9} {_human(r.bytes):>10}")
+        if r.corrupt:
+            click.echo(f"    {r.corrupt} corrupt segment(s): ignored by readers, removed by the next writer")
+    click.echo(f"  total {_human(sum(r.bytes for r in rows))}")
+
+
+@cache_group.command("clear")
+@_path_option
+@click.option("--featuriser", default=None, help="Only this featuriser (name, e.g. rdkit-descriptors, or folder).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def cache_clear(path: Optional[Path], featuriser: Optional[str], yes: bool) -> None:
+    """Delete cached features (all, or one featuriser's); runs recompute them when needed."""
+    from boom import cache
+
+    root = _root(path)
+    what = f"the {featuriser} features" if featuriser else "every cached feature"
+    if not yes:
+        click.confirm(f"delete {what} in {root}?", abort=True)
+    folders, freed = cache.clear(root, featuriser)
+    if featuriser and not folders:
+        raise click.ClickException(f"no featuriser {featuriser!r} in {root}; `boom cache list` shows what is there")
+    click.echo(f"removed {folders} featuriser folder(s), {_human(freed)} from {root}")
