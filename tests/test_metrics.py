@@ -56,6 +56,14 @@ def test_split_scores_anticorrelated_and_perfect() -> None:
     assert (perfect.rmse, perfect.mae, perfect.max_error, perfect.r2) == (0.0, 0.0, 0.0, 1.0)
 
 
+def test_split_scores_on_a_range_below_one_unit() -> None:
+    # QM9's homo/lumo/gap span well under 1 Hartree: R² and Spearman must still be defined there
+    s = split_scores(np.array([0.0, 0.2, 0.4]), np.array([0.1, 0.2, 0.3]))  # errors .1, 0, -.1; SS_tot .08
+    assert s.r2 == pytest.approx(1 - 0.02 / 0.08, rel=1e-9)
+    assert s.spearman == pytest.approx(1.0)
+    assert s.rmse == pytest.approx(np.sqrt(0.02 / 3), rel=1e-9)
+
+
 def test_split_scores_constant_cases() -> None:
     const_true = split_scores(np.array([2.0, 2.0, 2.0]), np.array([1.0, 2.0, 3.0]))
     assert math.isnan(const_true.r2) and const_true.spearman is None  # undefined, never a made-up number
@@ -63,7 +71,7 @@ def test_split_scores_constant_cases() -> None:
     const_pred = split_scores(np.array([1.0, 2.0, 3.0]), np.array([2.0, 2.0, 2.0]))
     assert const_pred.spearman is None
     assert const_pred.r2 == pytest.approx(0.0)  # predicting the mean: SSE == SS_tot
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match=r"^cannot score an empty split$"):
         split_scores(np.array([]), np.array([]))
 
 
