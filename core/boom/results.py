@@ -83,16 +83,19 @@ def read_predictions(folder: Path, n_rows: int) -> str:
     return text
 
 
-def check_after_run(folder: Path, disk_gb: float) -> list[str]:
+def check_after_run(folder: Path, disk_gb: float, runner_error: Optional[str] = None) -> list[str]:
     """One-line problems of a run folder the model has just left; an empty list when it is clean.
 
     Removes links, FIFOs, devices and sockets anywhere in it (``runfiles.sweep``), cuts an oversized log with a
-    note (``limits.LOG_MAX_BYTES``), and checks the folder against ``resources.disk_gb``.
+    note (``limits.LOG_MAX_BYTES``), and checks the folder against ``resources.disk_gb`` (``runner_error``: a
+    runner's watch that already stopped the model for that says so itself, and is kept instead).
     """
     problems = runfiles.sweep(folder, OWN_FILES)
     runfiles.cap_log(folder / "log.txt")
     over = runfiles.over_disk(folder, disk_gb)
-    if over:
+    if runner_error and runfiles.DISK_LIMIT_NAME in runner_error:
+        problems.append(runner_error)
+    elif over:
         problems.append(over)
     return problems
 

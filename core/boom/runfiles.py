@@ -30,6 +30,7 @@ from boom_schema.limits import GIB, describe_bytes
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _CHUNK = 1 << 20
+DISK_LIMIT_NAME = "resources.disk_gb"  # named in every over-limit reason
 
 
 class UnsafeEntry(ValueError):
@@ -252,7 +253,7 @@ def over_disk(folder: Path, disk_gb: float, skip: Iterable[str] = ("previous",))
     if total <= limit:
         return None
     return (f"run folder holds {describe_bytes(total)}, over its limit of {describe_bytes(limit)} "
-            f"(resources.disk_gb: {disk_gb:g} in model.yaml)")
+            f"({DISK_LIMIT_NAME}: {disk_gb:g} in model.yaml)")
 
 
 def disk_watch(folder: Path, disk_gb: float, every_s: float = 5.0) -> Callable[[], Optional[str]]:
