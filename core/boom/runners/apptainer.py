@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 from boom_schema import Task
-from boom import cache, paths
+from boom import cache, paths, runfiles
 from boom.registry import ModelEntry
 from boom.runners.base import Execution
 from boom.runners.process import supervise
@@ -87,6 +87,5 @@ class ApptainerRunner:
             return Execution(returncode=None, timed_out=False, wall_s=0.0,
                              error=f"no Apptainer image {sif}: build it with `apptainer build {sif} docker-daemon://{tag}`")
         cmd = self.command(entry, task, run_dir, sif)
-        with open(log_path, "ab") as log:
-            log.write(("[boom] " + " ".join(cmd) + "\n").encode())
-        return supervise(cmd, log_path, timeout_s)
+        runfiles.append_text(log_path, "[boom] " + " ".join(cmd) + "\n")
+        return supervise(cmd, log_path, timeout_s, watch=runfiles.disk_watch(run_dir, entry.spec.resources.disk_gb))

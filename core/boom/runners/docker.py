@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from boom_schema import Task
-from boom import cache, images
+from boom import cache, images, runfiles
 from boom.registry import ModelEntry
 from boom.runners import stop
 from boom.runners.base import Execution
@@ -31,6 +31,10 @@ INPUT_MOUNT = "/task/input"
 OUTPUT_MOUNT = "/task/output"
 WAIT_SLICE_S = 2.0  # how often a waiting run looks whether the orchestrator was told to stop
 IMAGE_USER_ID = 10001  # the ``boom`` user of models/_base/Dockerfile
+
+
+class _OverLimit(Exception):
+    """The run folder passed resources.disk_gb while the container ran (a bind mount has no quota of its own)."""
 
 
 def _env_float(name: str) -> Optional[float]:
@@ -144,7 +148,17 @@ class DockerRunner:
                 container.start()
                 pump = threading.Thread(target=self._stream_logs, args=(container, log), daemon=True)
                 pump.start()
-                code = self._wait(container, started + timeout_s)
+                try:
+                    code = self._wait(container, started + timeout_s,
+                                      runfiles.disk_watch(run_dir, entry.spec.resources.disk_gb))
+                except _OverLimit as over:
+                    try:
+                        container.kill()
+                    except docker.errors.APIError:
+                        pass
+                    log.write(f"[boom] {over}\n")
+                    return Execution(returncode=None, timed_out=False, wall_s=time.perf_counter() - started,
+                                     error=str(over))
                 if code is None:  # the time limit passed
                     timed_out = True
                     try:
@@ -181,14 +195,19 @@ class DockerRunner:
                 self._give_back(run_dir)
 
     @staticmethod
-    def _wait(container, deadline: float) -> Optional[int]:
+    def _wait(container, deadline: float, watch=None) -> Optional[int]:
         """The container's exit status, or None when ``deadline`` (perf_counter) passed first.
+
+        ``watch`` (``boom.runfiles.disk_watch``) is asked every slice; a reason it returns raises ``_OverLimit``.
 
         Waits in short slices so that a stop of the orchestrator (``boom.runners.stop``) is seen within
         seconds; the ``finally`` of ``execute`` then removes the container.
         """
         while True:
             stop.check()
+            over = watch() if watch is not None else None
+            if over:
+                raise _OverLimit(over)
             left = deadline - time.perf_counter()
             if left <= 0:
                 return None
