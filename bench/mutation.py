@@ -12,6 +12,7 @@ the unit tests that cover it (a mutant the covering tests do not kill is a test 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -23,13 +24,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "results" / "mutation.md"
+STORE = REPO / "bench" / "results" / "mutation"  # one JSON per module, so `--only` updates one row of the report
 #: name -> (file to mutate, pytest arguments of the unit tests that cover it)
 MODULES: dict[str, tuple[str, str]] = {
     "scoring": ("core/boom/scoring.py", "tests/test_metrics.py"),
     "kit.scaling": ("models/_kit/boom_kit/scaling.py", "tests/test_kit_safeguards.py"),
     "kit.splitting": ("models/_kit/boom_kit/splitting.py", "tests/test_kit_safeguards.py"),
     "kit.torch_loop": ("models/_kit/boom_kit/torch_loop.py", "tests/test_kit_safeguards.py"),
-    "matrix": ("core/boom/matrix.py", "tests/test_matrix.py -k 'cells or seed_lists' tests/test_seeds.py -m 'not model'"),
+    "matrix": ("core/boom/matrix.py", "tests/test_matrix.py -k 'cells or seed_lists or without_running' tests/test_seeds.py -m 'not model'"),
 }
 SKIP_PARTS = (".venv", ".git", "data", "results", "wheels", "wheels-torch", "__pycache__", ".mutmut-cache")
 
@@ -84,8 +86,11 @@ def run_module(name: str, copy: Path, env: dict[str, str]) -> dict:
     total = sum(len(v) for v in counts.values())
     killed = len(counts["killed"]) + len(counts["timeout"])  # a mutant that hangs the tests is caught
     print(f"{name}: {killed}/{total} killed ({seconds:.0f} s)", flush=True)
-    return {"name": name, "target": target, "tests": tests, "counts": counts, "diffs": diffs, "total": total,
-            "killed": killed, "seconds": seconds}
+    row = {"name": name, "target": target, "tests": tests, "counts": counts, "diffs": diffs, "total": total,
+            "killed": killed, "seconds": round(seconds, 1)}
+    STORE.mkdir(parents=True, exist_ok=True)
+    (STORE / f"{name}.json").write_text(json.dumps(row, indent=1))
+    return row
 
 
 def write_report(rows: list[dict], notes: str) -> None:
@@ -125,7 +130,9 @@ def main() -> int:
         _copy_tree(copy)
         env = _env(copy)
         _check_imports(copy, env)
-        rows = [run_module(n, copy, env) for n in names]
+        for n in names:
+            run_module(n, copy, env)
+    rows = [json.loads((STORE / f"{n}.json").read_text()) for n in MODULES if (STORE / f"{n}.json").exists()]
     write_report(rows, args.notes.read_text() if args.notes else "")
     return 0
 

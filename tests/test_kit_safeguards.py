@@ -38,8 +38,10 @@ def test_validation_slice_is_seed_stable_and_seed_dependent() -> None:
 
 
 def test_validation_slice_needs_two_rows() -> None:
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(ValueError, match=r"^need at least 2 training molecules to carve a validation slice, got 1$"):
         validation_split(1, seed=0)
+    train, val = validation_split(2, seed=0)
+    assert len(train) == 1 and len(val) == 1
 
 
 # --- target scaler -----------------------------------------------------------------------------------------
@@ -60,14 +62,21 @@ def test_scaler_inverse_std_scales_without_shifting() -> None:
     assert s.inverse_std(np.array([0.0, 0.5, 1.5])) == pytest.approx([0.0, 1.0, 3.0])  # times std, no +mean
 
 
+def test_scaler_std_below_one_is_kept() -> None:
+    s = TargetScaler().fit(np.array([0.1, 0.3]))  # QM9 homo-sized values: std 0.1 must not become 1
+    assert s.mean == pytest.approx(0.2) and s.std == pytest.approx(0.1)
+    assert s.transform(np.array([0.3])) == pytest.approx([1.0])
+    assert TargetScaler().fit(np.array([5.0])).std == 1.0  # one target: std 0, replaced by 1
+
+
 def test_scaler_constant_targets_and_misuse() -> None:
     s = TargetScaler().fit(np.array([3.0, 3.0, 3.0]))
     assert s.std == 1.0 and s.transform(np.array([4.0])) == pytest.approx([1.0])
     for bad in (np.array([]), np.array([1.0, np.nan]), np.array([np.inf, 1.0])):
-        with pytest.raises(ValueError, match="non-finite"):
+        with pytest.raises(ValueError, match=r"^cannot fit a target scaler on empty or non-finite targets$"):
             TargetScaler().fit(bad)
     for use in ("transform", "inverse", "inverse_std"):
-        with pytest.raises(RuntimeError, match="before fit"):
+        with pytest.raises(RuntimeError, match=r"^TargetScaler used before fit\(\)$"):
             getattr(TargetScaler(), use)(np.array([1.0]))
 
 
@@ -142,3 +151,46 @@ def test_batches_cover_every_row_once() -> None:
     assert [len(b) for b in shuffled] == [4, 4, 2]
     assert sorted(np.concatenate(shuffled).tolist()) == list(range(10))
     assert np.concatenate(shuffled).tolist() != list(range(10))
+
+
+class _CountingScheduler:
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def step(self) -> None:
+        self.steps += 1
+
+
+@pytest.mark.parametrize("per, expected", [("step", 3 * 2), ("epoch", 2)])
+def test_loop_steps_the_scheduler_per_batch_or_per_epoch(per: str, expected: int) -> None:
+    from boom_kit.torch_loop import fit
+
+    model, opt, step, predict_val, y_val = _pushed_model([1.0])
+    sched = _CountingScheduler()
+    lines: list[str] = []
+    res = fit(model, opt, step, predict_val, y_val, n_train=9, batch_size=4, epochs=2, seed=0, scheduler=sched,
+              scheduler_per=per, log=lines.append)
+    assert sched.steps == expected  # 9 rows in batches of 4 -> 3 steps per epoch
+    assert res.epochs == 2 and res.per_epoch_s == pytest.approx(res.seconds / 2)
+    assert lines[0].startswith("epoch 1/2 train_loss ") and "val_rmse 0.0000" in lines[0]
+
+
+def test_loop_clips_gradients() -> None:
+    from boom_kit.torch_loop import fit
+
+    model, opt, step, predict_val, y_val = _pushed_model([1.0])
+    fit(model, opt, step, predict_val, y_val, n_train=4, batch_size=8, epochs=1, seed=0, clip=0.1, log=lambda _: None)
+    # unclipped, one SGD step (lr 0.5, grad -2) lands on 1.0; clipped to norm 0.1 it moves by 0.05 only
+    assert float(model.weight.detach()) == pytest.approx(0.05)
+
+
+def test_predict_in_batches_keeps_row_order_and_counts_parameters() -> None:
+    import torch
+
+    from boom_kit.torch_loop import count_parameters, predict_in_batches
+
+    values = torch.arange(10, dtype=torch.float32)
+    out = predict_in_batches(lambda idx: values[torch.as_tensor(idx)] * 2, n=10, batch_size=3)
+    assert out.tolist() == [2.0 * i for i in range(10)] and out.dtype == np.float64
+    assert predict_in_batches(lambda idx: values[torch.as_tensor(idx)], n=0, batch_size=3).shape == (0,)
+    assert count_parameters(torch.nn.Linear(3, 2)) == 3 * 2 + 2

@@ -98,3 +98,49 @@ def test_killed_matrix_keeps_finished_runs_and_resumes(prepared, fixture_models,
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert rerun.stdout.count("already done") >= len(done_before) + 1  # the lines and the summary note
     assert _records(results) == {"density": "ok", "hof": "ok", "mu": "ok"}
+
+
+def test_run_matrix_and_summary_without_running_models(fixture_models, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_matrix's bookkeeping with plan/run replaced: a setup error is a row, threads are divided, the
+    results come back in cell order, and the summary counts what happened."""
+    from types import SimpleNamespace
+
+    from boom import matrix, orchestrate
+    from boom_schema import RunStatus
+
+    calls: list[tuple] = []
+
+    def fake_plan(model, prop, seed, *args):
+        if prop == "hof":
+            raise orchestrate.RunSetupError("hof is not prepared")
+
+    def fake_run(model, prop, runner, seed=0, threads=None, timeout_s=None, force=False, **kw):
+        calls.append((prop, seed, threads, timeout_s, force))
+        status = RunStatus.OK if seed == 0 else RunStatus.FAILED
+        scores = SimpleNamespace(id=SimpleNamespace(rmse=0.25), ood=SimpleNamespace(rmse=1.5))
+        record = SimpleNamespace(status=status, reason=None if seed == 0 else "deliberate crash", wall_s=2.0)
+        return SimpleNamespace(record=record, scores=scores if seed == 0 else None, folder=f"/r/{prop}/{seed}",
+                               skipped=(prop, seed) == ("mu", 0))
+
+    monkeypatch.setattr(orchestrate, "plan", fake_plan)
+    monkeypatch.setattr(orchestrate, "run", fake_run)
+    cells = matrix.cells(["broken"], ["density", "hof", "mu"], [0, 1])
+    lines: list[str] = []
+    out = matrix.run_matrix(cells, runner=None, jobs=2, threads=None, timeout_s=9, force=True, echo=lines.append)
+    assert [r.cell for r in out] == cells  # cell order, whatever order the jobs finished in
+    by = {(r.cell.prop, r.cell.seed): r for r in out}
+    assert by[("hof", 0)].status == "error" and "hof is not prepared" in by[("hof", 0)].reason
+    assert by[("density", 0)].status == "ok" and (by[("density", 0)].id_rmse, by[("density", 0)].ood_rmse) == (0.25, 1.5)
+    assert by[("density", 1)].status == "failed" and by[("density", 1)].ood_rmse is None
+    assert by[("mu", 0)].skipped and not by[("density", 0)].skipped
+    per_job = max(1, (os.cpu_count() or 1) // 2)
+    assert sorted(calls) == sorted((p, s, min(per_job, 1), 9, True) for p in ("density", "mu") for s in (0, 1))
+    assert any("not run: hof is not prepared" in line for line in lines)
+    assert any(line.startswith("[broken mu seed 0] already done") for line in lines)
+    text = matrix.summary(out)
+    assert text.splitlines()[-1] == "6 cells: 2 ok (1 already done), 4 failed"
+    assert "deliberate crash" in text and "0.25" in text and "1.5" in text
+    seen: list[str] = []
+    assert matrix.conclude(out, write_report=False, echo=seen.append) is False
+    assert matrix.conclude([by[("density", 0)]], write_report=False, echo=seen.append) is True
+    assert matrix.parse_list(" a, ,b ") == ["a", "b"] and matrix.parse_list("") is None
