@@ -30,6 +30,8 @@ def test_validation_slice_is_seed_stable_and_seed_dependent() -> None:
     a_train, a_val = validation_split(200, seed=0)
     b_train, b_val = validation_split(200, seed=0)
     assert np.array_equal(a_val, b_val) and np.array_equal(a_train, b_train)
+    assert len(a_val) == 20  # the documented default: 10% of train
+    assert len(validation_split(5, seed=0)[1]) == 1  # default minimum 1 (round(0.5) = 0 -> 1)
     others = [validation_split(200, seed=s)[1] for s in (1, 2, 3)]
     assert all(not np.array_equal(a_val, o) for o in others)
     assert not np.array_equal(others[0], others[1])
@@ -47,6 +49,7 @@ def test_validation_slice_needs_two_rows() -> None:
 # --- target scaler -----------------------------------------------------------------------------------------
 
 def test_scaler_known_values_and_round_trip() -> None:
+    assert TargetScaler().mean is None and TargetScaler().std is None  # nothing until fit()
     y = np.array([1.0, 3.0, 5.0, 7.0])  # mean 4, population std sqrt(5)
     s = TargetScaler().fit(y)
     assert s.mean == pytest.approx(4.0) and s.std == pytest.approx(np.sqrt(5.0))
