@@ -21,6 +21,7 @@ import pandas as pd
 
 from boom_schema import ModelReport, Task, Timings, validate_predictions
 from boom_schema.predictions import write_predictions
+from boom_kit import accelerator
 from boom_kit.runtime import Stopwatch, resolve_device, seed_everything, set_threads, versions
 
 
@@ -107,6 +108,7 @@ def finish(ctx: Context, out: Output, packages: Sequence[str], started: float) -
         timings=timings, n_parameters=out.n_parameters, device=ctx.device,
         versions=versions("numpy", "pandas", "scikit-learn", "rdkit", "torch", *packages),
         best_epoch=out.best_epoch, pretrained=out.pretrained, notes=ctx.notes, artefacts=ctx.artefacts, extra=out.extra,
+        accelerator=accelerator.report(),
     )
     task.report_path.write_text(report.model_dump_json(indent=2))
 
@@ -119,6 +121,7 @@ def run(fit_predict: Callable[[Context], Output], packages: Sequence[str] = ()) 
     started = time.perf_counter()
     try:
         ctx = load_context(sys.argv[1])
+        accelerator.configure(ctx.device, ctx.param("precision"))
         out = fit_predict(ctx)
         finish(ctx, out, packages, started)
     except Exception as exc:  # the orchestrator records this line as the reason

@@ -59,17 +59,22 @@ def fit(
     """
     import torch
 
+    from boom_kit import accelerator
+
+    accelerator.observe(model)
     rng = np.random.default_rng(seed)
     best = (float("inf"), -1, None)
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     bad = 0
     for epoch in range(1, epochs + 1):
+        epoch_started = time.perf_counter()
         model.train()
         losses = []
         for idx in batches(n_train, batch_size, rng):
             optimizer.zero_grad(set_to_none=True)
-            loss = step(idx)
+            with accelerator.autocast():  # bf16 when the run asked for precision: bf16
+                loss = step(idx)
             loss.backward()
             if clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
@@ -90,6 +95,7 @@ def fit(
             else:
                 pred = predict_val()
                 state = None
+        accelerator.epoch_done(time.perf_counter() - epoch_started)
         val_rmse = float(np.sqrt(np.mean((np.asarray(pred, dtype=np.float64) - y_val) ** 2)))
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"), "val_rmse": val_rmse})
         log(f"epoch {epoch}/{epochs} train_loss {history[-1]['train_loss']:.4f} val_rmse {val_rmse:.4f}")
