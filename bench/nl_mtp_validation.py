@@ -92,8 +92,12 @@ def outcome_truth(a: np.ndarray, x: np.ndarray, rng: np.random.Generator):
     h = 40.0 * np.tanh(z @ w)
     u = (a - a.mean()) / a.std()
     slope = -60.0 + 20.0 * np.tanh(z[:, 0])  # per SD of A; a CH2 is about 0.12 SD
-    f = lambda aa: h + slope * (aa - a.mean()) / a.std() + 8.0 * ((aa - a.mean()) / a.std()) ** 2  # noqa: E731
-    return f, float(np.mean(f(a + CH2) - f(a))), u
+    def f(aa: np.ndarray, i: np.ndarray) -> np.ndarray:
+        v = (aa - a.mean()) / a.std()
+        return h[i] + slope[i] * v + 8.0 * v ** 2
+
+    every = np.arange(len(a))
+    return f, float(np.mean(f(a + CH2, every) - f(a, every))), u
 
 
 def synthetic_study(feat: dict, seeds: int, n: int, k: int) -> dict:
@@ -103,7 +107,7 @@ def synthetic_study(feat: dict, seeds: int, n: int, k: int) -> dict:
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
         idx = rng.integers(0, len(a), size=n)
-        y = f(a[idx]) + 10.0 * rng.normal(size=n)
+        y = f(a[idx], idx) + 10.0 * rng.normal(size=n)
         t0 = time.perf_counter()
         r = estimator.estimate(x[idx], a[idx], y, CH2, nuisance.hgb_q(max_iter=150, seed=seed),
                                nuisance.mdn_g(n_components=4, epochs=200, seed=seed), k, seed, groups=idx)
@@ -143,9 +147,10 @@ def main() -> None:
     out["ridge_residual_sd_da"] = {"predictor_features": ridge_residual_sd(feat["x_full"], a),
                                    "policy_context": ridge_residual_sd(feat["x_policy"], a), "sd_a": float(a.std())}
     print("ridge residual SD", out["ridge_residual_sd_da"], flush=True)
-    full = estimator.cross_fit(feat["x_full"], a, y, CH2, ridge_q, nuisance.mdn_g(n_components=8, seed=0), 5, 0)
+    full = estimator.cross_fit(feat["x_full"], a, y, CH2, ridge_q, nuisance.mdn_g(n_components=8, epochs=100, seed=0), 5, 0)
     out["positivity_predictor_features"] = estimator.positivity(full["log_ratio"], full["log_gate"],
-                                                                estimator.SupportRule())
+                                                                estimator.SupportRule(),
+                                                                CH2 / float(full["a_residual"].std()))
     print("predictor features:", out["positivity_predictor_features"]["reasons"], flush=True)
     t1 = time.perf_counter()
     real = estimator.estimate(feat["x_policy"], a, y, CH2, nuisance.hgb_q(seed=0),

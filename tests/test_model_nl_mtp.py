@@ -90,6 +90,7 @@ def test_refuses_deterministic_exposure():
     assert r["effect"] is None and r["ci95"] is None and r["se"] is None
     assert not r["positivity"]["supported"] and "insufficient support" in r["reason"]
     assert r["positivity"]["ess_share"] < 0.2 and r["positivity"]["share_gate_excluded"] > 0.5
+    assert r["positivity"]["shift_in_residual_sd"] > 100  # the model-free rule fails too
 
 
 def test_influence_function_se_by_hand():
@@ -119,6 +120,8 @@ def test_positivity_rules_each_fail():
     gate[:6] = -4.0  # g(A+d|X)/g(A|X) = e^-4 < 1/20 for 6%
     bad = est.positivity(np.zeros(100), gate, rule)
     assert not bad["supported"] and bad["share_gate_excluded"] == pytest.approx(0.06)
+    assert not est.positivity(np.zeros(100), np.zeros(100), rule, shift_sd=1.5)["supported"]  # A nearly fixed by X
+    assert est.positivity(np.zeros(100), np.zeros(100), rule, shift_sd=0.5)["supported"]
     assert est.folds(10, 3, 0, groups=np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4])).reshape(5, 2).std(axis=1).max() == 0
 
 

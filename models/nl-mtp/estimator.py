@@ -30,6 +30,8 @@ class SupportRule:
     min_ess_share: float = 0.2  # effective sample size of the ratios / n
     max_clip_share: float = 0.02  # share of ratios beyond the clip
     max_gate_share: float = 0.05  # share whose shifted exposure is out of support: g(A+d|X) < g(A|X) / clip
+    max_shift_sd: float = 1.0  # delta / out-of-fold ridge residual SD of A given X (model-free: an underfit g
+    #                            cannot hide a context that determines the exposure)
 
 
 def one_step(y: np.ndarray, q_obs: np.ndarray, q_shift: np.ndarray, ratio: np.ndarray) -> dict:
@@ -55,7 +57,8 @@ def quantiles(x: np.ndarray) -> dict[str, float]:
     return {f"q{q:02d}": float(np.percentile(x, q)) for q in (1, 5, 25, 50, 75, 95, 99)} | {"max": float(x.max())}
 
 
-def positivity(log_ratio: np.ndarray, log_gate: np.ndarray, rule: SupportRule) -> dict:
+def positivity(log_ratio: np.ndarray, log_gate: np.ndarray, rule: SupportRule,
+               shift_sd: Optional[float] = None) -> dict:
     """Diagnostics of the density ratios and the verdict ``supported`` (with the reasons when it fails).
 
     ``log_ratio`` = log g(A - d | X) - log g(A | X) (the weights); ``log_gate`` = log g(A + d | X) - log g(A | X)
@@ -68,6 +71,9 @@ def positivity(log_ratio: np.ndarray, log_gate: np.ndarray, rule: SupportRule) -
     share_clip = float((log_ratio > log_clip).mean())
     share_gate = float((log_gate < -log_clip).mean())
     reasons = []
+    if shift_sd is not None and shift_sd > rule.max_shift_sd:
+        reasons.append(f"the shift is {shift_sd:.1f} residual SDs of A given X (linear fit; max {rule.max_shift_sd:g}): "
+                       "the context nearly determines the exposure")
     if ess / n < rule.min_ess_share:
         reasons.append(f"effective sample size {ess:.0f} of {n} ({ess / n:.1%}) below {rule.min_ess_share:.0%}")
     if share_clip > rule.max_clip_share:
@@ -76,7 +82,7 @@ def positivity(log_ratio: np.ndarray, log_gate: np.ndarray, rule: SupportRule) -
         reasons.append(f"{share_gate:.1%} of units have their shifted exposure out of support "
                        f"(g(A+d|X) < g(A|X)/{rule.clip:g}; max {rule.max_gate_share:.0%})")
     return {"supported": not reasons, "reasons": reasons, "n": int(n), "ess": ess, "ess_share": ess / n,
-            "share_beyond_clip": share_clip, "share_gate_excluded": share_gate,
+            "share_beyond_clip": share_clip, "share_gate_excluded": share_gate, "shift_in_residual_sd": shift_sd,
             "ratio_quantiles": quantiles(np.exp(np.minimum(log_ratio, 50.0))), "rule": vars(rule)}
 
 
@@ -93,7 +99,9 @@ def cross_fit(x: np.ndarray, a: np.ndarray, y: np.ndarray, delta: float, fit_q: 
               seed: int, groups: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
     """Out-of-fold Q(A, X), Q(A + d, X), log ratio and log gate for every row."""
     fold = folds(len(y), k, seed, groups)
-    out = {name: np.empty(len(y)) for name in ("q_obs", "q_shift", "log_ratio", "log_gate")}
+    from sklearn.linear_model import Ridge
+
+    out = {name: np.empty(len(y)) for name in ("q_obs", "q_shift", "log_ratio", "log_gate", "a_residual")}
     for f in range(k):
         fit, ev = fold != f, fold == f
         if not ev.any():
@@ -104,6 +112,7 @@ def cross_fit(x: np.ndarray, a: np.ndarray, y: np.ndarray, delta: float, fit_q: 
         out["q_obs"][ev], out["q_shift"][ev] = q(xe, ae), q(xe, ae + delta)
         base = g(xe, ae)
         out["log_ratio"][ev], out["log_gate"][ev] = g(xe, ae - delta) - base, g(xe, ae + delta) - base
+        out["a_residual"][ev] = ae - Ridge(alpha=1.0).fit(x[fit], a[fit]).predict(xe)
     return out | {"fold": fold}
 
 
@@ -111,7 +120,7 @@ def estimate(x: np.ndarray, a: np.ndarray, y: np.ndarray, delta: float, fit_q: F
              seed: int, rule: SupportRule = SupportRule(), groups: Optional[np.ndarray] = None) -> dict:
     """The whole estimator: cross-fit, check positivity, one-step.  ``effect`` is None when support fails."""
     nuis = cross_fit(x, a, y, delta, fit_q, fit_g, k, seed, groups)
-    diag = positivity(nuis["log_ratio"], nuis["log_gate"], rule)
+    diag = positivity(nuis["log_ratio"], nuis["log_gate"], rule, abs(delta) / float(nuis["a_residual"].std()))
     ratio = np.exp(np.minimum(nuis["log_ratio"], math.log(rule.clip)))
     fit = one_step(y, nuis["q_obs"], nuis["q_shift"], ratio)
     result = {"positivity": diag, "k_folds": k, "delta": delta, "plug_in": fit["plug_in"], "mean_y": fit["mean_y"]}

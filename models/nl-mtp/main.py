@@ -236,7 +236,8 @@ def policy_estimate(ctx: boom_kit.Context, tr: dict, y: np.ndarray, delta_da: fl
     ok = np.isfinite(tr["mw"])
     rule = estimator.SupportRule(clip=float(p("weight_clip", 20.0)), min_ess_share=float(p("min_ess_share", 0.2)),
                                  max_clip_share=float(p("max_clip_share", 0.02)),
-                                 max_gate_share=float(p("max_gate_share", 0.05)))
+                                 max_gate_share=float(p("max_gate_share", 0.05)),
+                                 max_shift_sd=float(p("max_shift_sd", 1.0)))
     fit_q = nuisance.hgb_q(max_iter=int(p("q_max_iter", 300)), learning_rate=float(p("q_lr", 0.06)), seed=ctx.seed)
     fit_g = nuisance.mdn_g(n_components=int(p("n_components", 8)), hidden=int(p("g_hidden", 64)),
                            epochs=int(p("g_epochs", 300)), seed=ctx.seed)
