@@ -16,11 +16,11 @@ then on ``hof``, so a check that runs out of time still has every model once.
 
 On the GPU machine (one H200, 10-minute command; see docs/gpu.md).  Prepare here first, once:
 
-    .venv/bin/python bench/gpu_check.py --prepare   # wheels into .whl/, slim data into bench/out/gpu_check/data
+    .venv/bin/python bench/gpu_check.py --prepare   # wheels into .whl/, slim data into bench/out/gpu_check/data.tar.gz
 
-then one command there, carrying [".whl", "bench/out/gpu_check"]:
+then one command there, carrying [".whl", "bench/out/gpu_check/data.tar.gz"]:
 
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD/core:$PWD/schema:$PWD/models/_kit BOOM_HOME=$PWD BOOM_DATA_DIR=$PWD/bench/out/gpu_check/data PYTHONUNBUFFERED=1 || exit; python3 bench/gpu_check.py --device cuda --out $OUT --budget-s 480
+    tar -xzf bench/out/gpu_check/data.tar.gz -C bench/out/gpu_check && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD/core:$PWD/schema:$PWD/models/_kit BOOM_HOME=$PWD BOOM_DATA_DIR=$PWD/bench/out/gpu_check/data PYTHONUNBUFFERED=1 || exit; python3 bench/gpu_check.py --device cuda --out $OUT --budget-s 480
 
 CPU rehearsal of the same code path (smoke-sized models, tiny subsets; what CI runs for a few models):
 
@@ -303,13 +303,15 @@ def prepare(subset: int, workers: int) -> None:
         mols = pd.read_csv(src / ds / "molecules.csv", dtype={"mol_id": str, "smiles": str})
         mols[["mol_id", "smiles", prop]].to_csv(dst / ds / "molecules.csv", index=False, float_format="%.17g")
     (dst / "split_sizes.json").write_text(json.dumps(sizes, indent=2))
+    archive = shutil.make_archive(str(PREPARED / "data"), "gztar", root_dir=PREPARED, base_dir="data")
     wheels = REPO / ".whl"
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
            "--implementation", "cp", *[a for p in PLATFORMS for a in ("--platform", p)], "-d", str(wheels), *WHEELS]
     subprocess.run(cmd, check=True)
     mb = sum(f.stat().st_size for f in wheels.glob("*.whl")) / 2**20
-    data_mb = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file()) / 2**20
-    print(f"prepared: {dst} ({data_mb:.1f} MiB), {wheels} ({mb:.1f} MiB); both travel (limit 64 MiB with the tree)")
+    data_mb = Path(archive).stat().st_size / 2**20
+    print(f"prepared: {archive} ({data_mb:.1f} MiB, unpacks to {dst}), {wheels} ({mb:.1f} MiB); "
+          f"carry both (64 MiB in all with the working tree)")
 
 
 # ---------------------------------------------------------------------------------------------- main
