@@ -197,3 +197,80 @@ def test_predict_in_batches_keeps_row_order_and_counts_parameters() -> None:
     assert out.tolist() == [2.0 * i for i in range(10)] and out.dtype == np.float64
     assert predict_in_batches(lambda idx: values[torch.as_tensor(idx)], n=0, batch_size=3).shape == (0,)
     assert count_parameters(torch.nn.Linear(3, 2)) == 3 * 2 + 2
+
+
+def test_loop_details_messages_ties_shuffling_and_timing() -> None:
+    import time
+
+    from boom_kit.torch_loop import LoopResult, fit
+
+    assert LoopResult(epochs=1, best_epoch=1, best_val_rmse=0.0).history == []
+    assert LoopResult(epochs=1, best_epoch=1, best_val_rmse=0.0, seconds=3.0).per_epoch_s == 3.0
+    assert LoopResult(epochs=0, best_epoch=-1, best_val_rmse=0.0).seconds == 0.0
+    # a tie is not an improvement: the first of two equal epochs is kept; early stop says so in the log
+    model, opt, step, predict_val, y_val = _pushed_model([1.0, 1.0, 1.0])
+    seen: list[np.ndarray] = []
+    lines: list[str] = []
+    inner = step
+    before = time.perf_counter()
+    res = fit(model, opt, lambda idx: (seen.append(idx), inner(idx))[1], predict_val, y_val, n_train=12,
+              batch_size=12, epochs=3, seed=0, patience=2, log=lines.append)
+    elapsed = time.perf_counter() - before
+    assert res.best_epoch == 1 and res.epochs == 3
+    assert lines[-1] == "early stop at epoch 3 (no improvement for 2 epochs)"
+    assert 0.0 <= res.seconds <= elapsed
+    assert seen[0].tolist() != list(range(12))  # training rows are shuffled (seeded)
+    # no training rows: the epoch's train loss is NaN, not an error
+    model, opt, step, predict_val, y_val = _pushed_model([1.0])
+    res = fit(model, opt, step, predict_val, y_val, n_train=0, batch_size=4, epochs=1, seed=0, log=lambda _: None)
+    assert np.isnan(res.history[0]["train_loss"])
+
+
+def test_loop_default_scheduler_steps_per_batch_and_diverged_message() -> None:
+    from boom_kit.torch_loop import fit
+
+    model, opt, step, predict_val, y_val = _pushed_model([1.0])
+    sched = _CountingScheduler()
+    fit(model, opt, step, predict_val, y_val, n_train=8, batch_size=4, epochs=1, seed=0, scheduler=sched,
+        log=lambda _: None)
+    assert sched.steps == 2
+    with pytest.raises(FloatingPointError, match=r"^validation RMSE is nan at epoch 1 \(diverged\); lower the learning rate$"):
+        fit(model, opt, step, lambda: np.full(3, np.nan), y_val, n_train=4, batch_size=8, epochs=1, seed=0,
+            log=lambda _: None)
+
+
+class _AveragingEma:
+    """torch_ema-like: validation runs inside average_parameters(), whose weights (here: 7.0) are the ones kept."""
+
+    def __init__(self, model) -> None:
+        self.model, self.updates = model, 0
+
+    def update(self) -> None:
+        self.updates += 1
+
+    def average_parameters(self):
+        import contextlib
+
+        import torch
+
+        @contextlib.contextmanager
+        def swap():
+            saved = self.model.weight.detach().clone()
+            with torch.no_grad():
+                self.model.weight.fill_(1.0)
+            yield
+            with torch.no_grad():
+                self.model.weight.copy_(saved)
+        return swap()
+
+
+def test_loop_keeps_the_ema_weights_it_validated() -> None:
+    from boom_kit.torch_loop import fit
+
+    model, opt, step, predict_val, y_val = _pushed_model([5.0])
+    ema = _AveragingEma(model)
+    res = fit(model, opt, step, predict_val, y_val, n_train=4, batch_size=8, epochs=1, seed=0, ema=ema,
+              log=lambda _: None)
+    assert ema.updates == 1
+    assert res.best_val_rmse == pytest.approx(0.0)  # validated with the averaged weight 1.0, not the raw 5.0
+    assert float(model.weight.detach()) == pytest.approx(1.0)  # and those are the weights restored
