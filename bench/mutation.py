@@ -119,21 +119,26 @@ def write_report(rows: list[dict], notes: str) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help=f"comma list of modules ({', '.join(MODULES)})")
-    ap.add_argument("--notes", type=Path, help="a Markdown file appended as the Notes section")
+    ap.add_argument("--notes", type=Path, default=REPO / "bench" / "mutation_notes.md",
+                    help="a Markdown file appended as the Notes section (default bench/mutation_notes.md)")
+    ap.add_argument("--report-only", action="store_true", help="rewrite mutation.md from the stored results only")
     args = ap.parse_args()
     names = args.only.split(",") if args.only else list(MODULES)
     unknown = [n for n in names if n not in MODULES]
     if unknown:
         raise SystemExit(f"mutation: unknown module(s) {unknown}; choose from {', '.join(MODULES)}")
     with tempfile.TemporaryDirectory(prefix="boom-mutation-") as tmp:
+        if args.report_only:
+            names = []
         copy = Path(tmp)
-        _copy_tree(copy)
-        env = _env(copy)
-        _check_imports(copy, env)
+        if names:
+            _copy_tree(copy)
+            env = _env(copy)
+            _check_imports(copy, env)
         for n in names:
             run_module(n, copy, env)
     rows = [json.loads((STORE / f"{n}.json").read_text()) for n in MODULES if (STORE / f"{n}.json").exists()]
-    write_report(rows, args.notes.read_text() if args.notes else "")
+    write_report(rows, args.notes.read_text() if args.notes and args.notes.exists() else "")
     return 0
 
 
