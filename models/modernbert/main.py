@@ -1,10 +1,10 @@
 """ModernBERT over atom-level SMILES tokens with a regression head, trained from scratch by default.
 
 ModernBERT (rotary positions, GeGLU MLP, pre-norm, alternating global/sliding-window attention) at a
-~40M-parameter shape on a train-only vocabulary (saved as vocab.json).  ``--set pretrained=<folder or
+shape BOOM used (8 layers x 768) on a train-only vocabulary (saved as vocab.json).  ``--set pretrained=<folder or
 hub id>`` loads weights AND tokenizer from that one checkpoint (hub ids need network access); missing
-or mis-shaped weights are an error.  Fine-tuning: AdamW with linear warm-up/decay, first-token pooling
-(ModernBERT's default classifier pooling), best-validation weights on a seeded slice of train, bf16
+or mis-shaped weights are an error.  Fine-tuning: AdamW with linear warm-up then cosine decay (spec), mean pooling (BOOM's)
+over real tokens, best-validation weights on a seeded slice of train, bf16
 autocast on GPU only, float32 on CPU.
 """
 from __future__ import annotations
@@ -46,7 +46,7 @@ def build(param: Callable[[str, Any], Any], train_smiles: list[str], vocab_path:
 
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     encoder, tokenizer, info = build(ctx.param, ctx.train["smiles"].tolist(), ctx.artefact("vocab.json"))
-    return fine_tune(ctx, encoder, tokenizer, info, pooling="cls", dropout_key="head_dropout")
+    return fine_tune(ctx, encoder, tokenizer, info, pooling="mean", dropout_key="head_dropout")
 
 
 if __name__ == "__main__":

@@ -262,11 +262,30 @@ def _regressor_class():
     return SequenceRegressor
 
 
+def lr_factor(schedule: str, total: int, n_warm: int):
+    """Step -> learning-rate factor: linear warm-up over ``n_warm`` steps, then linear or cosine decay to 0."""
+    import math
+
+    if schedule not in ("linear", "cosine"):
+        raise ValueError(f"schedule {schedule!r}: choose linear or cosine")
+
+    def factor(step: int) -> float:
+        if step < n_warm:
+            return (step + 1) / max(1, n_warm)
+        t = min(1.0, (step - n_warm) / max(1, total - n_warm))
+        return max(0.0, 1.0 - t) if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * t))
+
+    return factor
+
+
 def fit_predict_sequence_regressor(ctx: Any, encoder: Any, tokenizer: Any, hidden_size: int, *, pooling: str,
                                    lr: float, batch_size: int, epochs: int, max_length: int,
                                    weight_decay: float = 0.01, warmup: float = 0.1, dropout: float = 0.1,
-                                   patience: int | None = None, clip: float = 1.0, extra: dict | None = None) -> Any:
-    """Fine-tune ``encoder`` + head on ``ctx.train`` and predict ``ctx.test`` (original units)."""
+                                   patience: int | None = None, clip: float = 1.0, extra: dict | None = None,
+                                   schedule: str = "linear") -> Any:
+    """Fine-tune ``encoder`` + head on ``ctx.train`` and predict ``ctx.test`` (original units).
+
+    ``schedule``: after the linear warm-up the learning rate decays to zero linearly or along a cosine."""
     import numpy as np
     import torch
 
@@ -296,8 +315,7 @@ def fit_predict_sequence_regressor(ctx: Any, encoder: Any, tokenizer: Any, hidde
                                    {"params": no_decay, "weight_decay": 0.0}], lr=lr)
     total = max(1, epochs * int(np.ceil(len(tr) / batch_size)))
     n_warm = int(warmup * total)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / max(1, n_warm) if s < n_warm else max(0.0, (total - s) / max(1, total - n_warm)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(schedule, total, n_warm))
 
     def forward(all_ids: torch.Tensor, all_mask: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
         m = all_mask[rows]
@@ -353,4 +371,5 @@ def fine_tune(ctx: Any, encoder: Any, tokenizer: Any, info: dict, *, pooling: st
         lr=float(ctx.param("lr")), batch_size=int(ctx.param("batch_size")), epochs=int(ctx.param("epochs")),
         max_length=int(ctx.param("max_length")), weight_decay=float(ctx.param("weight_decay", 0.01)),
         warmup=float(ctx.param("warmup", 0.1)), dropout=float(ctx.param(dropout_key, 0.1)), extra=info,
+        schedule=str(ctx.param("schedule", "linear")),
     )
