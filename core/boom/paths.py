@@ -10,12 +10,27 @@ import os
 from pathlib import Path
 
 
+class PathsError(RuntimeError):
+    """No checkout or models folder where boom looked; the message says which variable to set."""
+
+
 def repo_root() -> Path:
-    """``BOOM_HOME``, else the checkout this package was installed from (editable install)."""
+    """``BOOM_HOME``, else the checkout this package was installed from (editable install).
+
+    A plain ``pip install`` puts the package in site-packages, outside any checkout: that is a one-line
+    :class:`PathsError` naming ``BOOM_HOME``, not a traceback from a missing folder later on.
+    """
     env = os.environ.get("BOOM_HOME")
     if env:
-        return Path(env).resolve()
-    return Path(__file__).resolve().parents[2]
+        root = Path(env).resolve()
+        if not root.is_dir():
+            raise PathsError(f"BOOM_HOME={env} is not a folder; point it at a BOOM-TTE checkout")
+        return root
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "models").is_dir():
+        raise PathsError(f"no BOOM-TTE checkout found: boom is installed at {Path(__file__).resolve().parent}, "
+                         f"outside one; set BOOM_HOME to a checkout (or BOOM_MODELS_DIR, BOOM_DATA_DIR, BOOM_RESULTS_DIR)")
+    return root
 
 
 def data_dir() -> Path:
@@ -35,5 +50,11 @@ def results_dir() -> Path:
 
 
 def models_dir() -> Path:
-    """Model folders (``BOOM_MODELS_DIR``, default ``<repo>/models``)."""
-    return Path(os.environ.get("BOOM_MODELS_DIR") or repo_root() / "models").resolve()
+    """Model folders (``BOOM_MODELS_DIR``, default ``<repo>/models``); a missing folder is a PathsError."""
+    env = os.environ.get("BOOM_MODELS_DIR")
+    folder = Path(env or repo_root() / "models").resolve()
+    if not folder.is_dir():
+        where = f"BOOM_MODELS_DIR={env}" if env else f"{folder}"
+        raise PathsError(f"no models folder at {where}; set BOOM_MODELS_DIR to a folder of model folders "
+                         f"(or BOOM_HOME to a BOOM-TTE checkout)")
+    return folder

@@ -4,6 +4,7 @@ Adding a model is adding a folder; nothing here lists models by name.
 """
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from boom_schema import ModelSpec, load_spec
+from boom_schema import PROPERTIES, ModelSpec, PropertyInfo, SpecError, load_spec, property_info
 from boom import paths
 from boom.hashing import sha256_file, sha256_json
 
@@ -50,11 +51,38 @@ def discover(root: Path | None = None) -> dict[str, ModelEntry]:
     return {f.name: ModelEntry(load_spec(f / "model.yaml"), f) for f in model_folders(root)}
 
 
+def discover_all(root: Path | None = None) -> dict[str, "ModelEntry | SpecError"]:
+    """Every model folder: its entry, or the SpecError of its model.yaml (so one broken folder hides no other)."""
+    out: dict[str, ModelEntry | SpecError] = {}
+    for f in model_folders(root):
+        try:
+            out[f.name] = ModelEntry(load_spec(f / "model.yaml"), f)
+        except SpecError as exc:
+            out[f.name] = exc
+    return out
+
+
+def did_you_mean(word: str, choices) -> str:
+    """`` (did you mean 'rf'?)`` for the closest choices (difflib), else an empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def get_property(name: str) -> PropertyInfo:
+    """``boom_schema.property_info`` with a did-you-mean in the error."""
+    try:
+        return property_info(name)
+    except KeyError:
+        raise UnknownModelError(f"unknown property {name!r}{did_you_mean(name, PROPERTIES)}; "
+                                f"valid: {', '.join(PROPERTIES)}") from None
+
+
 def get(name: str, root: Path | None = None) -> ModelEntry:
     folder = (root or paths.models_dir()) / name
     if not (folder / "model.yaml").exists() or name.startswith(("_", ".")):
-        known = ", ".join(f.name for f in model_folders(root)) or "(none)"
-        raise UnknownModelError(f"unknown model {name!r}: available models are {known}")
+        names = [f.name for f in model_folders(root)]
+        raise UnknownModelError(f"unknown model {name!r}{did_you_mean(name, names)}: available models are "
+                                f"{', '.join(names) or '(none)'}")
     return ModelEntry(load_spec(folder / "model.yaml"), folder)
 
 
@@ -92,15 +120,18 @@ def merge_params(spec: ModelSpec, overrides: Mapping[str, str], smoke: bool = Fa
     for key, text in overrides.items():
         if key not in spec.defaults:
             known = ", ".join(spec.defaults) or "(none)"
-            raise ValueError(f"unknown hyperparameter {key!r} for model {spec.name}; known: {known}")
+            raise ValueError(f"unknown hyperparameter {key!r} for model {spec.name}{did_you_mean(key, spec.defaults)}; "
+                             f"known: {known}")
         value = parse_value(text)
         default = spec.defaults[key]
         if isinstance(default, bool) and not isinstance(value, bool):
-            raise ValueError(f"hyperparameter {key!r} of {spec.name} is a boolean; got {text!r}")
+            raise ValueError(f"hyperparameter {key!r} of {spec.name} is a boolean: use --set {key}=true or "
+                             f"--set {key}=false; got {text!r}")
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if isinstance(default, (int, float)) and not isinstance(default, bool) and value is not None and not isinstance(value, (int, float)):
             if not (isinstance(value, str) and isinstance(default, str)):
-                raise ValueError(f"hyperparameter {key!r} of {spec.name} is numeric; got {text!r}")
+                raise ValueError(f"hyperparameter {key!r} of {spec.name} is numeric (default {default!r} in its "
+                                 f"model.yaml); got {text!r}")
         params[key] = value
     return params

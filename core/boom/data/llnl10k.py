@@ -6,6 +6,7 @@ Two upstream CSVs with the same molecules in the same order.  They are read from
 """
 from __future__ import annotations
 
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -38,9 +39,17 @@ def _download(name: str, dest: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise RawDataError(
             f"{name} not found locally and the download failed ({exc}); put the LLNL CHNO-10k CSVs in a folder "
-            f"and pass --raw-dir DIR or set BOOM_RAW_DIR=DIR"
+            f"and set BOOM_RAW_DIR=DIR (or run `boom data prepare --raw-dir DIR` once)"
         ) from None
     tmp.replace(dest)
+
+
+def _raw_dir_source(raw_dir: Path) -> str:
+    """Where a raw-data folder came from, for the hint: the environment or the --raw-dir option."""
+    env = os.environ.get("BOOM_RAW_DIR")
+    if env and Path(env).resolve() == Path(raw_dir).resolve():
+        return " (from BOOM_RAW_DIR; unset it to download the CSVs instead)"
+    return " (from --raw-dir)"
 
 
 def locate_raw(raw_dir: Path | None, download_dir: Path) -> dict[str, Path]:
@@ -52,8 +61,8 @@ def locate_raw(raw_dir: Path | None, download_dir: Path) -> dict[str, Path]:
         if path is None:
             if raw_dir is not None:
                 raise RawDataError(
-                    f"{name} not found in raw-data folder {raw_dir}; put the LLNL CHNO-10k CSVs there "
-                    f"(see README, 'Data') or unset BOOM_RAW_DIR to download them"
+                    f"{name} not found in raw-data folder {raw_dir}{_raw_dir_source(raw_dir)}; put the LLNL "
+                    f"CHNO-10k CSVs there (see README, 'Data'), or give the folder that holds them"
                 )
             path = download_dir / name
             _download(name, path)
