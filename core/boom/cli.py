@@ -1,6 +1,7 @@
 """The ``boom`` command line: the product; make targets are thin aliases of these verbs."""
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -11,11 +12,42 @@ import click
 from boom_schema import PROPERTIES, RunStatus, SpecError
 
 
+# Numeric options are range-checked by click, so a mistake is a one-line "Invalid value for '--x'" naming the range
+# (``--subset 0`` once started a full-data run, ``--threads 0`` was read as "not given", ``--seed -1`` hung).
+SEED = click.IntRange(min=0)
+COUNT = click.IntRange(min=1)  # molecules, threads, seconds, jobs
+GPUS = click.IntRange(min=0)
+POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
 def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
-@click.group()
+def _seeds_option(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
+    """``--seeds`` is ``0,1,2`` or ``0-4`` (seeds >= 0, a range low-high with low <= high)."""
+    if value is None:
+        return value
+    for part in (p.strip() for p in value.split(",")):
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+            raise click.BadParameter(f"{part!r} is not a seed (an integer >= 0) or a range like 0-4", ctx, param)
+    return value
+
+
+class _Group(click.Group):
+    """The top-level group: a missing checkout or models folder is a one-line error, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from boom.paths import PathsError
+
+        try:
+            return super().invoke(ctx)
+        except PathsError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group)
 def main() -> None:
     """BOOM-TTE: out-of-distribution benchmarks for molecular property models."""
     from boom.runners import stop
@@ -52,6 +84,21 @@ def data_prepare(dataset: str, raw_dir: Optional[Path], force: bool) -> None:
                    f"({time.perf_counter() - started:.1f} s)")
 
 
+@data.command("verify")
+@click.option("--dataset", type=click.Choice(["all", "10k_csd", "qm9"]), default="all", show_default=True)
+def data_verify(dataset: str) -> None:
+    """Check prepared splits against the pinned benchmark digests and files against their manifest."""
+    from boom.data.prepare import DATASETS, verify
+
+    bad = 0
+    for name in DATASETS if dataset == "all" else (dataset,):
+        for what, ok, detail in verify(name):
+            click.echo(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}")
+            bad += not ok
+    if bad:
+        _fail(f"{bad} check(s) failed; 'boom data prepare --force' rewrites the prepared data")
+
+
 def _runner(name: str):
     if name == "local":
         from boom.runners.local import LocalRunner
@@ -65,17 +112,19 @@ def _runner(name: str):
 @main.command("run")
 @click.argument("model")
 @click.argument("prop", metavar="PROPERTY")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a hyperparameter (repeatable).")
 @click.option("--runner", "runner_name", type=click.Choice(["local", "docker", "apptainer", "auto"]), default="local", show_default=True)
-@click.option("--subset", type=int, default=None, help="Use N train molecules (and N/4 of each test split).")
+@click.option("--subset", type=COUNT, default=None, help="Use N train molecules (and N/4 of each test split).")
+@click.option("--train-subset", type=COUNT, default=None,
+              help="Use N seeded train molecules and the FULL ID and OOD test sets (comparable to full runs).")
 @click.option("--smoke", is_flag=True, help="Apply the model's smoke settings (tiny CPU run).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--threads", type=int, default=None, help="CPU threads (default: the spec's cpus, at most the cores).")
-@click.option("--timeout", "timeout_s", type=int, default=None, help="Wall-clock limit in seconds.")
+@click.option("--threads", type=COUNT, default=None, help="CPU threads (default: the spec's cpus, at most the cores).")
+@click.option("--timeout", "timeout_s", type=COUNT, default=None, help="Wall-clock limit in seconds.")
 @click.option("--force", is_flag=True, help="Rerun even if this exact run already succeeded.")
 def run_cmd(model: str, prop: str, seed: int, sets: tuple[str, ...], runner_name: str, subset: Optional[int],
-            smoke: bool, device: str, threads: Optional[int], timeout_s: Optional[int], force: bool) -> None:
+            train_subset: Optional[int], smoke: bool, device: str, threads: Optional[int], timeout_s: Optional[int], force: bool) -> None:
     """Run MODEL on PROPERTY, validate and score its predictions."""
     from boom import registry
     from boom.data.llnl10k import RawDataError
@@ -84,7 +133,8 @@ def run_cmd(model: str, prop: str, seed: int, sets: tuple[str, ...], runner_name
     try:
         overrides = registry.parse_overrides(list(sets))
         runner = _runner(runner_name)
-        outcome = run(model, prop, runner, seed=seed, overrides=overrides, subset=subset, device=device,
+        outcome = run(model, prop, runner, seed=seed, overrides=overrides, subset=subset, train_subset=train_subset,
+                      device=device,
                       threads=threads, timeout_s=timeout_s, force=force, smoke=smoke)
     except (RunSetupError, SpecError, RawDataError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
@@ -125,13 +175,16 @@ def models_list() -> None:
     """Every model folder with its input and tasks."""
     from boom import registry
 
-    try:
-        found = registry.discover()
-    except SpecError as exc:
-        _fail(str(exc))
-    for name, entry in found.items():
+    broken = 0
+    for name, entry in registry.discover_all().items():
+        if isinstance(entry, SpecError):  # one broken folder is a row with its error; the others are still listed
+            broken += 1
+            click.echo(f"{name:24s} BROKEN      {entry}")
+            continue
         s = entry.spec
         click.echo(f"{name:24s} {s.input.value:11s} gpu={s.gpu.value:8s} tasks={len(s.tasks)}/10  {s.description[:60]}")
+    if broken:
+        click.echo(f"{broken} model folder(s) have an invalid model.yaml (fix the field named above)", err=True)
 
 
 @models.command("check")
@@ -139,7 +192,7 @@ def models_list() -> None:
 @click.option("--prop", "prop", default=None, help="Property of the smoke run (default: the model's first task).")
 @click.option("--runner", "runner_name", type=click.Choice(["local", "docker", "auto"]), default="auto", show_default=True)
 @click.option("--no-build", is_flag=True, help="Check spec and Dockerfile only: no image build, no smoke run.")
-@click.option("--subset", type=int, default=60, show_default=True, help="Train molecules of the smoke run.")
+@click.option("--subset", type=COUNT, default=60, show_default=True, help="Train molecules of the smoke run.")
 def models_check(name: str, prop: Optional[str], runner_name: str, no_build: bool, subset: int) -> None:
     """Validate a model folder: spec, Dockerfile convention, image build and a tiny smoke run."""
     from boom import images, registry
@@ -181,17 +234,19 @@ def models_check(name: str, prop: Optional[str], runner_name: str, no_build: boo
 @main.command("matrix")
 @click.option("--models", "models_", default=None, help="Comma-separated models (default: all).")
 @click.option("--props", default=None, help="Comma-separated properties (default: every one a model supports).")
-@click.option("--seeds", default=None, help="Seeds, e.g. 0,1,2 or 0-4 (default: each spec's `seeds`).")
+@click.option("--seeds", default=None, callback=_seeds_option, help="Seeds, e.g. 0,1,2 or 0-4 (default: each spec's `seeds`).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a hyperparameter of every model (repeatable).")
-@click.option("--jobs", type=int, default=1, show_default=True, help="Runs in parallel; cores are divided between them.")
+@click.option("--jobs", type=COUNT, default=1, show_default=True, help="Runs in parallel; cores are divided between them.")
 @click.option("--runner", "runner_name", type=click.Choice(["local", "docker", "apptainer", "auto"]), default="local", show_default=True)
-@click.option("--subset", type=int, default=None, help="Use N train molecules (and N/4 of each test split).")
+@click.option("--subset", type=COUNT, default=None, help="Use N train molecules (and N/4 of each test split).")
+@click.option("--train-subset", type=COUNT, default=None,
+              help="Use N seeded train molecules and the full ID and OOD test sets (local executor).")
 @click.option("--smoke", is_flag=True, help="Apply each model's smoke settings.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--threads", type=int, default=None, help="Threads per run (default: cores // jobs).")
-@click.option("--timeout", "timeout_s", type=int, default=None, help="Wall-clock limit per run in seconds.")
-@click.option("--memory-gb", type=float, default=None, help="Container memory limit (docker runner; default: spec).")
-@click.option("--cpus", type=float, default=None, help="Container CPU limit (docker runner; default: threads).")
+@click.option("--threads", type=COUNT, default=None, help="Threads per run (default: cores // jobs).")
+@click.option("--timeout", "timeout_s", type=COUNT, default=None, help="Wall-clock limit per run in seconds.")
+@click.option("--memory-gb", type=POSITIVE, default=None, help="Container memory limit (docker runner; default: spec).")
+@click.option("--cpus", type=POSITIVE, default=None, help="Container CPU limit (docker runner; default: threads).")
 @click.option("--force", is_flag=True, help="Rerun cells that already succeeded.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any cell failed (default: failures are rows, exit 0).")
 @click.option("--no-report", is_flag=True, help="Do not write the leaderboard at the end.")
@@ -199,16 +254,16 @@ def models_check(name: str, prop: Optional[str], runner_name: str, no_build: boo
               help="Run cells here, or submit them to Slurm as one job array (settings: ~/.config/boom/slurm.toml).")
 @click.option("--partition", default=None, help="Slurm partition (default: config / BOOM_SLURM_PARTITION).")
 @click.option("--account", default=None, help="Slurm account (default: config / BOOM_SLURM_ACCOUNT).")
-@click.option("--gpus-per-job", type=int, default=None, help="GPUs per Slurm job (default: 1 with --device cuda).")
+@click.option("--gpus-per-job", type=GPUS, default=None, help="GPUs per Slurm job (default: 1 with --device cuda).")
 @click.option("--time", "time_limit", default=None, help="Slurm time limit per cell, e.g. 04:00:00 (default: spec).")
-@click.option("--max-parallel", type=int, default=None, help="Slurm array tasks running at once.")
+@click.option("--max-parallel", type=COUNT, default=None, help="Slurm array tasks running at once.")
 @click.option("--status", "show_status", is_flag=True, help="Slurm: show pending/running/done/failed per cell.")
 @click.option("--cancel", "do_cancel", is_flag=True, help="Slurm: cancel the unfinished submissions of these cells.")
 @click.option("--no-wait", is_flag=True, help="Slurm: submit and return (follow with --status).")
 def matrix_cmd(models_: Optional[str], props: Optional[str], seeds: Optional[str], sets: tuple[str, ...], jobs: int,
                runner_name: str,
-               subset: Optional[int], smoke: bool, device: str, threads: Optional[int], timeout_s: Optional[int],
-               memory_gb: Optional[float], cpus: Optional[float], force: bool, strict: bool, no_report: bool,
+               subset: Optional[int], train_subset: Optional[int], smoke: bool, device: str, threads: Optional[int],
+               timeout_s: Optional[int], memory_gb: Optional[float], cpus: Optional[float], force: bool, strict: bool, no_report: bool,
                executor: str, partition: Optional[str], account: Optional[str], gpus_per_job: Optional[int],
                time_limit: Optional[str], max_parallel: Optional[int], show_status: bool, do_cancel: bool,
                no_wait: bool) -> None:
@@ -217,11 +272,19 @@ def matrix_cmd(models_: Optional[str], props: Optional[str], seeds: Optional[str
     from boom.runners import select
 
     if executor == "slurm" or show_status or do_cancel:
+        from boom import registry
         from boom.slurm.cli import matrix_slurm
 
+        if train_subset is not None:
+            _fail("--train-subset is not yet passed to Slurm jobs; run these cells with --executor local, or use --subset")
+        try:
+            overrides = registry.parse_overrides(list(sets))
+        except ValueError as exc:
+            _fail(str(exc))
+        # keywords, not positions: the overrides were once dropped here by a positional mismatch
         matrix_slurm(models_, props, seeds, runner_name, subset, smoke, device, threads, timeout_s, force, strict,
                      no_report, partition, account, gpus_per_job, time_limit, max_parallel, show_status, do_cancel,
-                     no_wait, memory_gb)
+                     no_wait, memory_gb=memory_gb, overrides=overrides)
         return
     try:
         from boom import registry
@@ -234,7 +297,8 @@ def matrix_cmd(models_: Optional[str], props: Optional[str], seeds: Optional[str
         _fail(str(exc))
     click.echo(f"matrix: {len(selected)} cells, {jobs} job(s), {threads or matrix.threads_per_job(jobs)} thread(s) "
                f"per job, runner {runner.name}")
-    results = matrix.run_matrix(selected, runner, jobs=jobs, overrides=overrides, subset=subset, smoke=smoke,
+    results = matrix.run_matrix(selected, runner, jobs=jobs, overrides=overrides, subset=subset,
+                                train_subset=train_subset, smoke=smoke,
                                 device=device, timeout_s=timeout_s, force=force, threads=threads, echo=click.echo)
     if not matrix.conclude(results, not no_report, click.echo) and strict:
         sys.exit(1)

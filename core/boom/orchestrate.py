@@ -20,7 +20,7 @@ from boom_schema import (
     GpuUse, InputKind, ModelReport, PredictionsError, RunRecord, RunStatus, Scores, Task, property_info,
     validate_predictions,
 )
-from boom import registry, results
+from boom import registry, results, runfiles
 from boom.data import tasks
 from boom.plots import parity_plot
 from boom.runners import stop
@@ -49,11 +49,12 @@ def default_threads(entry: registry.ModelEntry) -> int:
 
 
 def plan(model: str, prop: str, seed: int = 0, overrides: Mapping[str, str] | None = None, subset: Optional[int] = None,
-         device: str = "cpu", smoke: bool = False) -> tuple[registry.ModelEntry, dict, "tasks.TaskData", str]:
+         device: str = "cpu", smoke: bool = False, train_subset: Optional[int] = None,
+         ) -> tuple[registry.ModelEntry, dict, "tasks.TaskData", str]:
     """Validate the request and prepare its data; returns (entry, params, task data, run id)."""
     try:
         entry = registry.get(model)
-        info = property_info(prop)
+        info = registry.get_property(prop)
     except KeyError as exc:
         raise RunSetupError(str(exc).strip("'\"")) from None
     if prop not in entry.spec.tasks:
@@ -68,7 +69,7 @@ def plan(model: str, prop: str, seed: int = 0, overrides: Mapping[str, str] | No
     except ValueError as exc:
         raise RunSetupError(str(exc)) from None
     data = tasks.build(prop, subset=subset, with_geometry=entry.spec.input == InputKind.GEOMETRY3D,
-                       workers=default_threads(entry))
+                       workers=default_threads(entry), train_subset=train_subset)
     rid = results.run_id(entry.content_hash(), data.sha256, params, seed, data.subset, device)
     del info
     return entry, params, data, rid
@@ -87,20 +88,19 @@ def _failure_reason(ex: Execution, log_path: Path, timeout_s: int) -> tuple[RunS
 
 def run(model: str, prop: str, runner: Runner, seed: int = 0, overrides: Mapping[str, str] | None = None,
         subset: Optional[int] = None, device: str = "cpu", threads: Optional[int] = None,
-        timeout_s: Optional[int] = None, force: bool = False, smoke: bool = False) -> RunOutcome:
+        timeout_s: Optional[int] = None, force: bool = False, smoke: bool = False,
+        train_subset: Optional[int] = None) -> RunOutcome:
     """Run one (model, property, seed) cell; never raises for a model failure (it is recorded).
 
     Raises ``boom.runners.stop.Stopped`` when the orchestrator is told to stop (no record is written).
     """
     stop.check()  # a matrix that was told to stop starts no further cell
-    entry, params, data, rid = plan(model, prop, seed, overrides, subset, device, smoke)
+    entry, params, data, rid = plan(model, prop, seed, overrides, subset, device, smoke, train_subset)
     info = property_info(prop)
     folder = results.run_dir(info.dataset, prop, model, rid)
     existing = results.read_record(folder)
     if existing is not None and existing.status == RunStatus.OK and not force:
-        scores_path = folder / "scores.json"
-        scores = Scores.model_validate_json(scores_path.read_text()) if scores_path.exists() else None
-        return RunOutcome(existing, scores, folder, skipped=True)
+        return RunOutcome(existing, results.read_scores(folder), folder, skipped=True)
     results.archive_previous(folder)
     folder.mkdir(parents=True, exist_ok=True)
     threads = threads or default_threads(entry)
@@ -116,19 +116,20 @@ def run(model: str, prop: str, runner: Runner, seed: int = 0, overrides: Mapping
     try:
         ex = runner.execute(entry, task, folder, log_path, timeout_s)
     except Exception as exc:  # a runner bug or environment problem is still a recorded failure
-        with open(log_path, "a") as fh:
-            traceback.print_exc(file=fh)
+        runfiles.append_text(log_path, traceback.format_exc())
         ex = Execution(returncode=None, timed_out=False, wall_s=0.0, error=f"runner error: {type(exc).__name__}: {exc}")
 
+    # the folder is the model's now: hostile input (links, FIFOs, huge files) until checked (boom.runfiles)
+    problems = results.check_after_run(folder, entry.spec.resources.disk_gb, ex.error)
     report = None
-    report_path = folder / "model_report.json"
-    if report_path.exists():
-        try:
-            report = ModelReport.model_validate_json(report_path.read_text())
-        except ValueError:
-            report = None
+    try:
+        report = results.read_model_report(folder)
+    except runfiles.UnsafeEntry as exc:
+        problems.append(str(exc))
     status, reason, scores = RunStatus.OK, None, None
-    if ex.returncode != 0 or ex.timed_out or ex.error:
+    if problems:
+        status, reason = RunStatus.FAILED, "unsafe run folder: " + "; ".join(problems)
+    elif ex.returncode != 0 or ex.timed_out or ex.error:
         status, reason = _failure_reason(ex, log_path, timeout_s)
     else:
         try:
@@ -142,7 +143,8 @@ def run(model: str, prop: str, runner: Runner, seed: int = 0, overrides: Mapping
         timings=report.timings if report else ModelReport().timings,
         peak_memory_mb=None if ex.peak_memory_mb is None else round(ex.peak_memory_mb, 1),
         n_parameters=report.n_parameters if report else None,
-        versions=report.versions if report else {}, data_sha256=data.sha256, model_report=report,
+        versions=report.versions if report else {}, data_sha256=data.sha256, split_sha256=data.split_sha256,
+        model_report=report,
     )
     results.write_json(folder / "record.json", record.model_dump_json(indent=2))
     return RunOutcome(record, scores, folder)
@@ -150,7 +152,7 @@ def run(model: str, prop: str, runner: Runner, seed: int = 0, overrides: Mapping
 
 def score_run(folder: Path, data: "tasks.TaskData", rid: str, model: str, seed: int) -> Scores:
     """Validate predictions.csv, score both splits, write scores.json and the parity plot."""
-    table = validate_predictions(folder / "predictions.csv", data.expected)
+    table = validate_predictions(results.read_predictions(folder, len(data.expected)), data.expected)
     info = property_info(data.property)
     pred = dict(zip(table.mol_id, table.y_pred))
     std = dict(zip(table.mol_id, table.y_std)) if table.y_std is not None else None
@@ -165,8 +167,9 @@ def score_run(folder: Path, data: "tasks.TaskData", rid: str, model: str, seed: 
         arrays[split] = (y_true, y_pred)
     ratio = per_split["ood"].rmse / per_split["id"].rmse if per_split["id"].rmse > 0 else float("inf")
     scores = Scores(run_id=rid, model=model, dataset=info.dataset, property=info.name, unit=info.unit, seed=seed,
-                    id=per_split["id"], ood=per_split["ood"], ood_id_rmse_ratio=ratio)
+                    split_sha256=data.split_sha256 or None, id=per_split["id"], ood=per_split["ood"], ood_id_rmse_ratio=ratio)
     results.write_json(folder / "scores.json", scores.model_dump_json(indent=2))
-    parity_plot(folder / "parity.png", f"{model} · {info.name} ({info.dataset})", info.unit,
-                *arrays["id"], *arrays["ood"], per_split["id"].rmse, per_split["ood"].rmse)
+    runfiles.write_rendered(folder / "parity.png", lambda path: parity_plot(
+        path, f"{model} · {info.name} ({info.dataset})", info.unit,
+        *arrays["id"], *arrays["ood"], per_split["id"].rmse, per_split["ood"].rmse))
     return scores
