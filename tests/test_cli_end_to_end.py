@@ -29,7 +29,8 @@ def test_run_rf_subset_then_resume_then_report(prepared):
         assert (folder / name).exists(), name
     record = json.loads((folder / "record.json").read_text())
     assert record["status"] == "ok" and record["subset"] == "n200" and record["peak_memory_mb"] > 0
-    assert len(record["data_sha256"]) == 3
+    assert sorted(record["data_sha256"]) == ["test.csv", "train.csv"]  # contract 2: one blind test file
+    assert record["split_sha256"] and record["contract_version"] == "2.0"
     assert folder.relative_to(prepared["results"]).parts[:3] == ("10k_csd", "density", "rf")
 
     again = boom("run", "rf", "density", "--subset", "200", "--smoke", "--threads", "1")
