@@ -116,6 +116,12 @@ def bench_qm9() -> dict:
     return out
 
 
+def _section(title: str, intro: str, header: str, cold: str, warm: str, summary: str) -> list[str]:
+    """One benchmark's markdown: heading, intro line, a two-row cold/warm table and the summary line."""
+    separator = "|" + "---|" * (header.count("|") - 1)
+    return [title, "", intro, "", header, separator, f"| cold (empty) | {cold} |", f"| warm | {warm} |", "", summary, ""]
+
+
 def report() -> Path:
     data = json.loads(JSON.read_text())
     lines = ["# Feature cache: featurising cold vs warm", "",
@@ -125,25 +131,27 @@ def report() -> Path:
     d = data.get("density")
     if d:
         c, w = d["cold"], d["warm"]
-        lines += ["## rf on density, full data (local runner, seed 0, 500 trees)", "",
-                  f"{d['n_molecules']} molecules (train + ID + OOD); cache after the cold run: "
-                  f"{d['cache_bytes'] / 2**20:.1f} MiB. Load average at start: {d['machine']['load_avg_at_start']}.", "",
-                  "| cache | featurise s | train s | predict s | model total s | run wall s |", "|---|---|---|---|---|---|",
-                  f"| cold (empty) | {c['featurise_s']} | {c['train_s']} | {c['predict_s']} | {c['model_total_s']} | {c['run_wall_s']} |",
-                  f"| warm | {w['featurise_s']} | {w['train_s']} | {w['predict_s']} | {w['model_total_s']} | {w['run_wall_s']} |",
-                  "", f"Featurising {c['featurise_s'] / max(w['featurise_s'], 1e-9):.0f}x faster warm; predictions "
-                  f"of the two runs byte-identical: **{d['predictions_byte_identical']}**.", ""]
+        row = "{featurise_s} | {train_s} | {predict_s} | {model_total_s} | {run_wall_s}"
+        lines += _section(
+            "## rf on density, full data (local runner, seed 0, 500 trees)",
+            f"{d['n_molecules']} molecules (train + ID + OOD); cache after the cold run: "
+            f"{d['cache_bytes'] / 2**20:.1f} MiB. Load average at start: {d['machine']['load_avg_at_start']}.",
+            "| cache | featurise s | train s | predict s | model total s | run wall s |",
+            row.format(**c), row.format(**w),
+            f"Featurising {c['featurise_s'] / max(w['featurise_s'], 1e-9):.0f}x faster warm; predictions "
+            f"of the two runs byte-identical: **{d['predictions_byte_identical']}**.")
     q = data.get("qm9")
     if q:
         c, w = q["cold"], q["warm"]
-        lines += ["## QM9, all 130,831 molecules (`train_test_descriptors`, one worker)", "",
-                  f"Cache after the cold pass: {q['cache_bytes'] / 2**20:.1f} MiB. Load average at start: "
-                  f"{q['machine']['load_avg_at_start']}.", "",
-                  "| pass | property | train + test | seconds | ms / molecule |", "|---|---|---|---|---|",
-                  f"| cold (empty) | {c['property']} | {c['n_train']} + {c['n_test']} | {c['seconds']} | {c['ms_per_molecule']} |",
-                  f"| warm | {w['property']} | {w['n_train']} + {w['n_test']} | {w['seconds']} | {w['ms_per_molecule']} |",
-                  "", f"Each further qm9 property or seed of rf or mlp saves about {q['saved_per_extra_property_s']:.0f} s "
-                  f"of featurising at one thread; the eight properties need the cold pass once instead of eight times.", ""]
+        row = "{property} | {n_train} + {n_test} | {seconds} | {ms_per_molecule}"
+        lines += _section(
+            "## QM9, all 130,831 molecules (`train_test_descriptors`, one worker)",
+            f"Cache after the cold pass: {q['cache_bytes'] / 2**20:.1f} MiB. Load average at start: "
+            f"{q['machine']['load_avg_at_start']}.",
+            "| pass | property | train + test | seconds | ms / molecule |",
+            row.format(**c), row.format(**w),
+            f"Each further qm9 property or seed of rf or mlp saves about {q['saved_per_extra_property_s']:.0f} s "
+            f"of featurising at one thread; the eight properties need the cold pass once instead of eight times.")
     path = OUT / "featurise_cache.md"
     path.write_text("\n".join(lines))
     return path
