@@ -268,28 +268,25 @@ def matrix_cmd(models_: Optional[str], props: Optional[str], seeds: Optional[str
                time_limit: Optional[str], max_parallel: Optional[int], show_status: bool, do_cancel: bool,
                no_wait: bool) -> None:
     """Run every (model, property, seed) the specs support; finished runs are skipped, so reruns resume."""
-    from boom import matrix
+    from boom import matrix, registry
     from boom.runners import select
 
-    if executor == "slurm" or show_status or do_cancel:
-        from boom import registry
+    slurm = executor == "slurm" or show_status or do_cancel
+    if slurm and train_subset is not None:
+        _fail("--train-subset is not yet passed to Slurm jobs; run these cells with --executor local, or use --subset")
+    try:
+        overrides = registry.parse_overrides(list(sets))
+    except ValueError as exc:
+        _fail(str(exc))
+    if slurm:
         from boom.slurm.cli import matrix_slurm
 
-        if train_subset is not None:
-            _fail("--train-subset is not yet passed to Slurm jobs; run these cells with --executor local, or use --subset")
-        try:
-            overrides = registry.parse_overrides(list(sets))
-        except ValueError as exc:
-            _fail(str(exc))
         # keywords, not positions: the overrides were once dropped here by a positional mismatch
         matrix_slurm(models_, props, seeds, runner_name, subset, smoke, device, threads, timeout_s, force, strict,
                      no_report, partition, account, gpus_per_job, time_limit, max_parallel, show_status, do_cancel,
                      no_wait, memory_gb=memory_gb, overrides=overrides)
         return
     try:
-        from boom import registry
-
-        overrides = registry.parse_overrides(list(sets))
         selected = matrix.cells(matrix.parse_list(models_), matrix.parse_list(props), matrix.parse_seeds(seeds))
         options = {k: v for k, v in {"memory_gb": memory_gb, "cpus": cpus}.items() if v is not None}
         runner = select(runner_name, **options) if runner_name != "local" else select("local")
