@@ -266,8 +266,12 @@ def render(meta: dict, rows: list[Row], extra: dict, models: list[str]) -> str:
         cells = extra["hours"].get(m, {})
         lines.append(f"| {m} | {extra['epochs'][m]} | " + " | ".join(_fmt(cells.get(p)) for p in TASKS)
                      + f" | {_fmt(extra['model_total'].get(m))} |")
-    lines += ["", f"Whole matrix (one seed, the {len(extra['models_in_total'])} models with a complete row): "
-              f"**{extra['matrix_total']} {'GPU-hours' if gpu else 'rehearsal CPU-hours'}**.", ""]
+    n = len(extra["models_in_total"])
+    if gpu:
+        lines += ["", f"Whole matrix (one seed, the {n} models with a complete row): **{extra['matrix_total']} GPU-hours**.", ""]
+    else:  # no headline figure: smoke-sized models on a CPU say nothing about the real matrix's cost
+        lines += ["", f"Sum over the {n} complete rows: {extra['matrix_total']} (smoke-sized models on one CPU thread; "
+                  "a check of the extrapolation's arithmetic, not an estimate of any real run's cost).", ""]
     return "\n".join(lines)
 
 
