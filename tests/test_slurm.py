@@ -249,7 +249,7 @@ def test_matrix_on_slurm_equals_local_executor(cluster, results_root, timeout_su
 
 def test_cancel_and_resubmit_retries_only_failed(cluster, results_root):
     from boom_schema import RunStatus
-    from boom import matrix, results, slurm
+    from boom import matrix, results, runfiles, slurm
     from boom.slurm.watch import states
 
     with pytest.MonkeyPatch.context() as mp:
@@ -275,8 +275,8 @@ def test_cancel_and_resubmit_retries_only_failed(cluster, results_root):
         # Make seed 0 a success by hand; a resubmission must retry only seed 1 (the failed cell).
         ok_cell = next(c for c in sub.cells if c.seed == 0)
         rec = results.read_record(Path(ok_cell.folder))
-        results.write_json(Path(ok_cell.folder) / "record.json",
-                           rec.model_copy(update={"status": RunStatus.OK, "reason": None}).model_dump_json())
+        runfiles.write_atomic(Path(ok_cell.folder) / "record.json",
+                              rec.model_copy(update={"status": RunStatus.OK, "reason": None}).model_dump_json())
         retry, _ = slurm.run_matrix(cells, "local", _cfg(), overrides=sets, subset=40, threads=1, wait=False,
                                     echo=lambda s: None)
         assert retry is not None and [(c.model, c.prop, c.seed) for c in retry.cells] == [("broken", "hof", 1)]

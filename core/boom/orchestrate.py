@@ -110,7 +110,7 @@ def run(model: str, prop: str, runner: Runner, seed: int = 0, overrides: Mapping
         input_dir=str(data.input_dir), output_dir=str(folder), files=data.files, seed=seed,
         hyperparameters=params, device=device, threads=threads, time_budget_s=timeout_s, subset=data.subset,
     )
-    results.write_json(folder / "task.json", runner.task_view(task).model_dump_json(indent=2))
+    runfiles.write_atomic(folder / "task.json", runner.task_view(task).model_dump_json(indent=2))
     log_path = folder / "log.txt"
     started = _now()
     try:
@@ -146,7 +146,7 @@ def run(model: str, prop: str, runner: Runner, seed: int = 0, overrides: Mapping
         versions=report.versions if report else {}, data_sha256=data.sha256, split_sha256=data.split_sha256,
         model_report=report,
     )
-    results.write_json(folder / "record.json", record.model_dump_json(indent=2))
+    runfiles.write_atomic(folder / "record.json", record.model_dump_json(indent=2))
     return RunOutcome(record, scores, folder)
 
 
@@ -168,7 +168,7 @@ def score_run(folder: Path, data: "tasks.TaskData", rid: str, model: str, seed: 
     ratio = per_split["ood"].rmse / per_split["id"].rmse if per_split["id"].rmse > 0 else float("inf")
     scores = Scores(run_id=rid, model=model, dataset=info.dataset, property=info.name, unit=info.unit, seed=seed,
                     split_sha256=data.split_sha256 or None, id=per_split["id"], ood=per_split["ood"], ood_id_rmse_ratio=ratio)
-    results.write_json(folder / "scores.json", scores.model_dump_json(indent=2))
+    runfiles.write_atomic(folder / "scores.json", scores.model_dump_json(indent=2))
     runfiles.write_rendered(folder / "parity.png", lambda path: parity_plot(
         path, f"{model} · {info.name} ({info.dataset})", info.unit,
         *arrays["id"], *arrays["ood"], per_split["id"].rmse, per_split["ood"].rmse))

@@ -125,11 +125,5 @@ def archive_previous(folder: Path) -> None:
             shutil.move(str(item), str(keep / item.name))
 
 
-def write_json(path: Path, text: str) -> None:
-    """Atomic replace (``runfiles.write_atomic``): a crash never leaves a half-written record, and a link a
-    model planted at that name (or at a temp name) is replaced, never written through."""
-    runfiles.write_atomic(path, text)
-
-
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True)

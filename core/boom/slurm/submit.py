@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
 from boom_schema import RunStatus, property_info
-from boom import paths, registry, results
+from boom import paths, registry, results, runfiles
 from boom.matrix import Cell, CellResult
 from boom.slurm import commands
 from boom.slurm.config import SlurmConfig, format_time, parse_time_s
@@ -70,7 +70,7 @@ class Submission:
         meta = {"id": self.id, "job_id": self.job_id, "runner": self.runner, "device": self.device,
                 "created_at": self.created_at, "options": self.options, "cancelled_at": self.cancelled_at,
                 "finished_at": self.finished_at, "n_cells": len(self.cells)}
-        results.write_json(self.folder / "submission.json", json.dumps(meta, indent=2))
+        runfiles.write_atomic(self.folder / "submission.json", json.dumps(meta, indent=2))
 
     @classmethod
     def load(cls, folder: Path) -> "Submission":

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 from boom_schema import RunRecord, RunStatus
-from boom import results
+from boom import results, runfiles
 from boom.matrix import Cell, CellResult
 from boom.runners.base import last_error_line
 from boom.slurm import commands
@@ -80,7 +80,7 @@ def write_failure(sub: Submission, cell: SubmittedCell, st: Optional[commands.Ta
         hyperparameters=cell.params, subset=cell.subset, started_at=sub.created_at, finished_at=now,
         wall_s=_seconds(st.elapsed) if st else 0.0, data_sha256=cell.data_sha256,
     )
-    results.write_json(folder / "record.json", record.model_dump_json(indent=2))
+    runfiles.write_atomic(folder / "record.json", record.model_dump_json(indent=2))
     return record
 
 
