@@ -228,11 +228,9 @@ def prepare_cells(selected: Sequence[Cell], overrides: Mapping[str, str], subset
 
 
 def _add_scores(res: CellResult, folder: Path) -> None:
-    path = Path(folder) / "scores.json"
-    if path.exists():
-        from boom_schema import Scores
-
-        s = Scores.model_validate_json(path.read_text())
+    """The cell's ID/OOD RMSE from its scores.json, read through ``results.read_scores`` (a run folder is hostile)."""
+    s = results.read_scores(Path(folder))
+    if s is not None:
         res.id_rmse, res.ood_rmse = s.id.rmse, s.ood.rmse
 
 
