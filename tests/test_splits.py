@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from boom.data import splits
-from boom.data.prepare import dataset_dir, prepare
+from boom.data.prepare import dataset_dir, prepare, verify
 
 EXPECTED_10K = {"density": (8766, 440, 1000), "hof": (8783, 423, 1000)}
 EXPECTED_QM9 = (114848, 5983, 10000)
@@ -174,19 +174,20 @@ def test_a_tampered_split_is_refused_before_any_model_runs(prepared):
         s.to_csv(path, index=False)
         with pytest.raises(pinned.SplitMismatch, match=r"density split is not the pinned benchmark split \(1 molecule"):
             tasks.build("density", subset=20)
-        from boom.data.prepare import verify
-
         rows = {what: (ok, detail) for what, ok, detail in verify("10k_csd")}
         assert rows["10k_csd/density"][0] is False and "1 molecule(s)" in rows["10k_csd/density"][1]
         assert rows["10k_csd/hof"][0] is True
     finally:
         path.write_bytes(backup)
-    assert all(ok for _, ok, _ in __import__("boom.data.prepare", fromlist=["verify"]).verify("10k_csd"))
+    assert all(ok for _, ok, _ in verify("10k_csd"))
 
 
 def test_prepare_refuses_a_split_that_is_not_pinned(prepared, monkeypatch):
+    folder = dataset_dir("10k_csd")
+    before = {p: p.stat().st_mtime_ns for p in [folder / "manifest.json", *(folder / "splits").glob("*.csv")]}
     monkeypatch.setitem(pinned.PINNED_DIGESTS, "hof", "0" * 64)
     with pytest.raises(pinned.SplitMismatch, match="hof split is not the pinned benchmark split"):
         prepare("10k_csd", force=True)
+    assert {p: p.stat().st_mtime_ns for p in before} == before, "nothing is written when a split is refused"
     monkeypatch.undo()
     prepare("10k_csd", force=True)

@@ -48,7 +48,8 @@ class Task(Contract):
     device: Device = "cpu"
     threads: int = Field(1, ge=1, description="CPU threads the model may use (torch, BLAS, joblib).")
     time_budget_s: int = Field(6 * 3600, gt=0)
-    subset: Optional[str] = Field(None, description="Set when the run uses a data subset (smoke tests).")
+    subset: Optional[str] = Field(None, description="Set when the run uses a data subset: 'n60' (every split "
+                                                    "reduced, smoke tests), 'train2000' (train only), or both.")
 
     def path(self, name: Literal["train", "test", "geometries"]) -> Path:
         """Absolute path of one input file."""

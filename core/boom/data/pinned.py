@@ -55,10 +55,10 @@ def differences(prop: str, assignment: Sequence[str]) -> Optional[int]:
     members = _members(prop)
     if members is None:
         return None
-    pinned = np.full(len(assignment), "train", dtype=object)
-    if members["id"].size and members["id"].max() >= len(assignment) or \
-            members["ood"].size and members["ood"].max() >= len(assignment):
+    stored = np.concatenate([members["id"], members["ood"]])
+    if stored.size and stored.max() >= len(assignment):
         return None  # another molecule table altogether
+    pinned = np.full(len(assignment), "train", dtype=object)
     pinned[members["id"]] = "id"
     pinned[members["ood"]] = "ood"
     return int((pinned != np.asarray(assignment, dtype=object)).sum())

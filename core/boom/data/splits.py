@@ -12,7 +12,7 @@ versions gave three OOD sets, and one swapped molecule shifts the shared random 
 5,000-11,000 molecules between train and ID.  Here the OOD set is the first k of a *stable* sort of the
 densities (ties broken by molecule order), with densities compared at 36 significant bits so that
 last-bit differences of floating-point summation between machines cannot reorder them.  On 10k_csd and on
-mu, r2 and zpve there are no boundary ties and nothing changes; the pinned digests (``split_digests``)
+mu, r2 and zpve there are no boundary ties and nothing changes; the pinned digests (``boom.data.pinned``)
 make any difference on any machine an error instead of a silent other benchmark.
 
 The density is computed exactly (every pair whose kernel value is not negligible next to float64
@@ -21,6 +21,7 @@ get bit-identical densities and the 8 QM9 properties take seconds instead of BOO
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from typing import Mapping, Sequence
@@ -142,8 +143,6 @@ def ood_mask(values: Sequence[float], k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def split_digest(mol_ids: Sequence[str], assignment: Sequence[str]) -> str:
     """sha256 of the sorted ``mol_id,split`` lines (one per molecule, '\n'-joined): the split's identity."""
-    import hashlib
-
     lines = sorted(f"{m},{s}" for m, s in zip(mol_ids, assignment))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 

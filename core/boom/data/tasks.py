@@ -39,7 +39,6 @@ class TaskData:
     sha256: dict[str, str]
     subset: Optional[str]
     split_sha256: str = ""
-    train_range: tuple[float, float] = (float("nan"), float("nan"))
 
     @property
     def expected(self) -> set[str]:
@@ -131,10 +130,8 @@ def build(prop: str, subset: Optional[int] = None, with_geometry: bool = False, 
         done.write_text(json.dumps({"sha256": shas, "geometry_failures": failed}, indent=2))
     meta = json.loads(done.read_text())
     labels = df.loc[df["split"] != "train", ["mol_id", "split", "y"]].reset_index(drop=True)
-    train_y = df.loc[df["split"] == "train", "y"]
     return TaskData(property=prop, dataset=info.dataset, input_dir=folder, files=files, labels=labels,
-                    sha256=meta["sha256"], subset=label, split_sha256=split_sha,
-                    train_range=(float(train_y.min()), float(train_y.max())))
+                    sha256=meta["sha256"], subset=label, split_sha256=split_sha)
 
 
 def blind_test(df: pd.DataFrame) -> pd.DataFrame:
