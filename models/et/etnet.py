@@ -16,7 +16,6 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from boom_kit.geometry import ELEMENTS
 from boom_kit.pointcloud import scatter_sum

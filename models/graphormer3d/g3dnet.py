@@ -98,7 +98,7 @@ class Graphormer3D(nn.Module):
         super().__init__()
         self.pool = Pool(readout, atom_scale, extent_scale)
         self.atom_types = len(ELEMENTS) + 1  # 0 = padding
-        self.blocks, self.mode, self.input_dropout = blocks, readout, input_dropout
+        self.blocks, self.input_dropout = blocks, input_dropout
         self.out_dropout = 0.1  # fixed in graphormer_3d.py (F.dropout(output, p=0.1)) before the energy head
         self.atom_encoder = nn.Embedding(self.atom_types, embed, padding_idx=0)
         self.gbf = GaussianLayer(num_kernel, self.atom_types ** 2)

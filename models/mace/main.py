@@ -30,7 +30,7 @@ import mace  # noqa: F401  (mace must be imported before e3nn)
 import torch
 from e3nn import o3
 from mace import modules
-from mace.tools.scatter import scatter_mean, scatter_sum
+from mace.tools.scatter import scatter_sum
 
 import boom_kit
 from boom_kit import readout as kit_readout

@@ -123,14 +123,6 @@ def policy_context(d: dict) -> np.ndarray:
     return np.c_[d["comp"], d["bits"][:, 2048:].astype(float)]
 
 
-def quantiles(x: np.ndarray) -> dict[str, float]:
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return {}
-    qs = {"q05": 5, "q25": 25, "q50": 50, "q75": 75, "q95": 95}
-    return {k: float(np.percentile(x, q)) for k, q in qs.items()} | {"mean": float(x.mean())}
-
-
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     import torch
 
