@@ -162,6 +162,8 @@ def test_reads_refuse_links_fifos_devices_and_oversized_files(tmp_path: Path) ->
     assert runfiles.read_bytes(tmp_path / "fine", 1000) == b"hello"
     assert runfiles.read_bytes(tmp_path / "absent", 1000) is None
     assert runfiles.read_tail(tmp_path / "fifo", 10) is None  # a log that is a FIFO never blocks a reader
+    assert runfiles.is_regular(tmp_path / "fine")  # what the report asks before it links a run's parity.png
+    assert not any(runfiles.is_regular(tmp_path / name) for name in ("link", "fifo", "hard", "absent"))
 
 
 def test_writes_replace_whatever_stands_at_the_name(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from boom_schema import PROPERTIES, RunStatus
-from boom import paths
+from boom import paths, runfiles
 from boom.results import iter_runs
 
 COLUMNS = ["dataset", "property", "unit", "model", "subset", "seeds", "failed",
@@ -132,7 +132,7 @@ def _parity_plots(root: Optional[Path]) -> dict[tuple, list[tuple[int, Path]]]:
     """(dataset, property, model, subset) -> [(seed, parity.png)] of the newest successful run per seed."""
     newest: dict[tuple, tuple] = {}
     for record, scores, folder in iter_runs(root):
-        if record.status != RunStatus.OK or not (folder / "parity.png").exists():
+        if record.status != RunStatus.OK or not runfiles.is_regular(folder / "parity.png"):  # never link to a link
             continue
         key = (record.dataset, record.property, record.model, record.subset, record.seed)
         if key not in newest or record.finished_at > newest[key][0]:

@@ -67,6 +67,14 @@ def check_regular(path: Path, what: Optional[str] = None) -> Optional[os.stat_re
     return st
 
 
+def is_regular(path: Path) -> bool:
+    """True only for a regular file at ``path`` itself; absent, a link, FIFO, device or shared hard link: False."""
+    try:
+        return check_regular(path) is not None
+    except UnsafeEntry:
+        return False
+
+
 def read_bytes(path: Path, max_bytes: int, what: Optional[str] = None) -> Optional[bytes]:
     """The content of a regular file of at most ``max_bytes``; None when absent; else :class:`UnsafeEntry`."""
     name = what or path.name
