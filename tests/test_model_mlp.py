@@ -89,9 +89,9 @@ def test_train_and_test_features_are_clipped_alike_and_test_imputation_is_noted(
     X_test[1, 2], X_test[4, 1] = np.nan, np.inf
     X_test[2, 1] = 1e4
 
-    def fake_descriptors(train_smiles, test_smiles, threads, **kwargs):
-        columns = DescriptorColumns().fit(X_train, names=["a", "b", "c"])
-        return columns.transform(X_train), columns.transform(X_test), columns
+    def fake_descriptors(train_smiles, test_smiles, threads, note=None, **kwargs):
+        columns = DescriptorColumns()  # the kit's own fit and imputation note, on made-up raw matrices
+        return (*columns.fit_train_test(X_train, X_test, names=["a", "b", "c"], note=note), columns)
 
     seen = []
     real_clip = main.clip_standardised

@@ -35,8 +35,6 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     with ctx.stopwatch("featurise"):
         X_train, X_test, columns = train_test_descriptors(ctx.train["smiles"], ctx.test["smiles"], ctx.task.threads,
                                                            note=ctx.note)
-        if columns.imputation_note("test"):  # the last transform was the test matrix
-            ctx.note(columns.imputation_note("test"))
         features = StandardScaler().fit(X_train)
         # Clip train and test features alike: a descriptor far outside the train bulk (heavy-tailed train
         # columns, OOD molecules) must not blow up, and the network must see the same range in both.

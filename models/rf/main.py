@@ -14,8 +14,6 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     with ctx.stopwatch("featurise"):
         X_train, X_test, columns = train_test_descriptors(ctx.train["smiles"], ctx.test["smiles"], ctx.task.threads,
                                                            note=ctx.note)
-    if columns.imputation_note("test"):  # the last transform was the test matrix
-        ctx.note(columns.imputation_note("test"))
     scaler = boom_kit.TargetScaler().fit(ctx.train["y"].to_numpy())
     max_features = ctx.param("max_features", "sqrt")
     forest = RandomForestRegressor(

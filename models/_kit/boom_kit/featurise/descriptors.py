@@ -103,13 +103,26 @@ class DescriptorColumns:
             out[bad] = np.broadcast_to(self.median, out.shape)[bad]
         return out
 
-    def imputation_note(self, what: str = "test") -> str | None:
-        """What the last :meth:`transform` imputed, for ``ctx.note`` (None when nothing was)."""
+    def imputation_note(self) -> str | None:
+        """What the last :meth:`transform` (the test matrix) imputed, for ``ctx.note`` (None when nothing was)."""
         values, rows, n = self.imputed
         if not values:
             return None
-        return (f"{values} non-finite descriptor values in {rows} of {n} {what} molecules replaced by the "
+        return (f"{values} non-finite descriptor values in {rows} of {n} test molecules replaced by the "
                 f"training median of their column")
+
+    def fit_train_test(self, X_train: np.ndarray, X_test: np.ndarray, names: Sequence[str] | None = None,
+                       note: Optional[Callable[[str], None]] = None) -> tuple[np.ndarray, np.ndarray]:
+        """Fit on the raw train matrix, transform train and test; ``note`` hears what the test gaps took.
+
+        One place for the run-record note, so every descriptor model says the same about imputed test values.
+        """
+        self.fit(X_train, names)
+        out = self.transform(X_train), self.transform(X_test)
+        message = self.imputation_note()
+        if message and note is not None:
+            note(message)
+        return out
 
 
 @lru_cache(maxsize=1)
@@ -162,7 +175,8 @@ def train_test_descriptors(train_smiles: Sequence[str], test_smiles: Sequence[st
     """Descriptor matrices of train and test with columns chosen (and test gaps imputed) on train only.
 
     Raw rows come from the feature cache when one is configured; ``note`` receives what a reader of the
-    run should know about it (molecules computed in memory beside a read-only cache, a corrupt segment).
+    run should know (molecules computed in memory beside a read-only cache, a corrupt segment, test values
+    imputed with the training median).
     """
     train_smiles, test_smiles = list(train_smiles), list(test_smiles)
     X_raw, stats = cached_descriptors(train_smiles + test_smiles, workers=workers, note=note, cache=cache)
@@ -170,5 +184,6 @@ def train_test_descriptors(train_smiles: Sequence[str], test_smiles: Sequence[st
         note(f"feature cache: {stats.hits} of {stats.molecules} molecules' descriptors read, {stats.computed} computed"
              f"{'' if stats.read_only else f', {stats.written} stored'}")
     X_train_raw, X_test_raw = X_raw[:len(train_smiles)], X_raw[len(train_smiles):]
-    columns = DescriptorColumns().fit(X_train_raw)
-    return columns.transform(X_train_raw), columns.transform(X_test_raw), columns
+    columns = DescriptorColumns()
+    X_train, X_test = columns.fit_train_test(X_train_raw, X_test_raw, note=note)
+    return X_train, X_test, columns
