@@ -6,13 +6,7 @@ from typing import Optional
 
 import click
 
-
-def _human(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+from boom_schema.limits import describe_bytes
 
 
 def _root(path: Optional[Path]) -> Path:
@@ -49,10 +43,10 @@ def cache_list(path: Optional[Path]) -> None:
     click.echo(f"  {'featuriser':<34} {'versions':<18} {'molecules':>10} {'segments':>9} {'size':>10}")
     for r in rows:
         versions = ",".join(f"{k} {v}" for k, v in sorted(r.versions.items())) or "-"
-        click.echo(f"  {r.folder:<34} {versions:<18} {r.entries:>10} {r.segments:>9} {_human(r.bytes):>10}")
+        click.echo(f"  {r.folder:<34} {versions:<18} {r.entries:>10} {r.segments:>9} {describe_bytes(r.bytes):>10}")
         if r.corrupt:
             click.echo(f"    {r.corrupt} corrupt segment(s): ignored by readers, removed by the next writer")
-    click.echo(f"  total {_human(sum(r.bytes for r in rows))}")
+    click.echo(f"  total {describe_bytes(sum(r.bytes for r in rows))}")
 
 
 @cache_group.command("clear")
@@ -70,4 +64,4 @@ def cache_clear(path: Optional[Path], featuriser: Optional[str], yes: bool) -> N
     folders, freed = cache.clear(root, featuriser)
     if featuriser and not folders:
         raise click.ClickException(f"no featuriser {featuriser!r} in {root}; `boom cache list` shows what is there")
-    click.echo(f"removed {folders} featuriser folder(s), {_human(freed)} from {root}")
+    click.echo(f"removed {folders} featuriser folder(s), {describe_bytes(freed)} from {root}")
