@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from boom import paths
+from boom_schema.limits import KIB
+from boom import paths, runfiles
 
 ENV = "BOOM_FEATURE_CACHE"
 CONTAINER_MOUNT = "/task/feature-cache"
 _OFF = {"", "0", "off", "none", "false", "no"}
+META_MAX_BYTES = 64 * KIB  # a featuriser's meta.json (name, params, versions, width) is a few hundred bytes
 
 
 def cache_dir() -> Optional[Path]:
@@ -88,13 +90,13 @@ def summary(root: Path) -> list[FeaturiserSummary]:
             continue
         folder = Path(entry.path)
         name, versions = entry.name.rsplit("-", 1)[0], {}
-        meta = folder / "meta.json"
-        if meta.is_file() and not meta.is_symlink():
-            try:
-                data = json.loads(meta.read_text())
+        try:  # runfiles: a local run's model wrote this folder (never a link, a FIFO or a huge file)
+            text = runfiles.read_text(folder / "meta.json", META_MAX_BYTES)
+            if text is not None:
+                data = json.loads(text)
                 name, versions = data.get("name", name), data.get("versions", {})
-            except ValueError:
-                pass
+        except ValueError:  # unsafe (UnsafeEntry) or not JSON: the folder name says what it is
+            pass
         keys: set[bytes] = set()
         segments = corrupt = size = 0
         for shard in sorted(os.scandir(folder), key=lambda e: e.name):
