@@ -64,7 +64,10 @@ def test_extrapolation_arithmetic():
             gc.Row("mlp", "hof", "ok", s_per_1000_per_epoch=4.0, overhead_s_per_mol=0.0)]
     sizes = {p: {"train": 1000, "id": 100, "ood": 100} for p in gc.TASKS}
     extra = gc.extrapolate(rows, sizes, ["mlp"])
-    epochs = extra["epochs"]["mlp"]
+    import yaml
+
+    epochs = yaml.safe_load((REPO / "models" / "mlp" / "model.yaml").read_text())["defaults"]["epochs"]
+    assert epochs > 1 and extra["epochs"]["mlp"] == epochs  # from model.yaml, not from the code under test
     # qm9 task: 2 s per 1000 molecules per epoch x 1000 train x epochs, plus 1 ms x 1200 molecules
     assert extra["hours"]["mlp"]["alpha"] == pytest.approx((2.0 * epochs + 1.2) / 3600, abs=1e-4)
     assert extra["hours"]["mlp"]["density"] == pytest.approx(4.0 * epochs / 3600, abs=1e-4)
