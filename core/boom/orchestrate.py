@@ -54,7 +54,7 @@ def plan(model: str, prop: str, seed: int = 0, overrides: Mapping[str, str] | No
     """Validate the request and prepare its data; returns (entry, params, task data, run id)."""
     try:
         entry = registry.get(model)
-        info = registry.get_property(prop)
+        registry.get_property(prop)  # an unknown name fails here, with a did-you-mean
     except KeyError as exc:
         raise RunSetupError(str(exc).strip("'\"")) from None
     if prop not in entry.spec.tasks:
@@ -71,7 +71,6 @@ def plan(model: str, prop: str, seed: int = 0, overrides: Mapping[str, str] | No
     data = tasks.build(prop, subset=subset, with_geometry=entry.spec.input == InputKind.GEOMETRY3D,
                        workers=default_threads(entry), train_subset=train_subset)
     rid = results.run_id(entry.content_hash(), data.sha256, params, seed, data.subset, device)
-    del info
     return entry, params, data, rid
 
 
