@@ -60,7 +60,7 @@ class Graphs:
 
     def counts(self) -> np.ndarray:
         """(n_molecules, n_elements) element counts over the full element table."""
-        return np.stack([np.bincount(s.numpy(), minlength=len(ELEMENTS)) for s in self.species]).astype(np.float64)
+        return kit_readout.element_counts([s.numpy() for s in self.species])
 
     def avg_num_neighbors(self) -> float:
         n_atoms = sum(len(s) for s in self.species)
@@ -203,9 +203,9 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     y_all = ctx.train["y"].to_numpy(dtype=np.float64)
     y_fit, y_val = y_all[fit_rows], y_all[val_rows]
     mode = hp["readout"]
-    scaler = kit_readout.ReadoutScaler("sum" if mode == "energy" else mode).fit(y_fit, g_fit.counts())
-    atom_scale, extent_scale = kit_readout.pool_scales(
-        mode, np.array([len(s) for s in g_fit.species]), [s.numpy() for s in g_fit.species],
+    # readout=energy keeps the sum scaler's scale for its loss; ScaleShiftMACE has its own offsets (no pool)
+    scaler, atom_scale, extent_scale = kit_readout.fit_readout(
+        "sum" if mode == "energy" else mode, y_fit, [s.numpy() for s in g_fit.species],
         [p.numpy() for p in g_fit.positions])
     torch.manual_seed(ctx.seed)
     model = MaceProperty(mode, hp, g_fit.avg_num_neighbors(), scaler, atom_scale, extent_scale,

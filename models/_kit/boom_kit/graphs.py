@@ -453,14 +453,11 @@ def train_and_predict(ctx, make_encoder: Callable[[int], nn.Module], with_geomet
     test_set = GraphSet([g for g in test_g if g is not None], with_pos=with_geometry, with_pairs=with_pairs)
 
     tr, va = boom_kit.validation_split(len(train_set), ctx.seed)
-    counts = train_set.element_counts()
-    scaler = readout.ReadoutScaler(mode).fit(y[tr], counts[tr])
-    z = scaler.transform(y, counts)
-    device = ctx.device
     fit_graphs = [train_set.graphs[i] for i in tr]
-    atom_scale, extent_scale = readout.pool_scales(
-        mode, train_set.n_atoms[tr], [element_index(g.z) for g in fit_graphs],
-        [g.pos for g in fit_graphs] if with_geometry else [])
+    scaler, atom_scale, extent_scale = readout.fit_readout(
+        mode, y[tr], [element_index(g.z) for g in fit_graphs], [g.pos for g in fit_graphs] if with_geometry else ())
+    z = scaler.transform(y, train_set.element_counts())
+    device = ctx.device
     model = GraphRegressor(make_encoder(hidden), hidden, mode, atom_scale=atom_scale,
                            extent_scale=extent_scale).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(ctx.param("lr", 1e-3)),

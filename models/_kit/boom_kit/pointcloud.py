@@ -44,11 +44,9 @@ class PointClouds:
 
     def element_counts(self, idx: np.ndarray | None = None) -> np.ndarray:
         """(n, len(ELEMENTS)) element counts of molecules ``idx`` (all by default; zeros without a geometry)."""
-        idx = np.arange(len(self)) if idx is None else np.asarray(idx, dtype=np.int64)
-        out = np.zeros((len(idx), len(ELEMENTS)), dtype=np.float64)
-        for k, i in enumerate(idx):
-            out[k] = np.bincount(self.element[self.offsets[i]:self.offsets[i + 1]], minlength=len(ELEMENTS))
-        return out
+        from boom_kit.readout import element_counts
+
+        return element_counts(self.molecules(np.arange(len(self)) if idx is None else idx)[0])
 
     def molecules(self, idx: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """(element indices, positions) of each molecule ``idx`` as numpy arrays."""
@@ -104,13 +102,10 @@ def load_point_clouds(ctx) -> tuple[PointClouds, PointClouds]:
 
 def fit_readout(mode: str, pc: PointClouds, rows: np.ndarray, y: np.ndarray):
     """(scaler, atom_scale, extent_scale) of readout ``mode`` fit on the training molecules ``rows`` only."""
-    from boom_kit.readout import ReadoutScaler, pool_scales
+    from boom_kit import readout
 
     rows = np.asarray(rows, dtype=np.int64)
-    scaler = ReadoutScaler(mode).fit(np.asarray(y, dtype=np.float64)[rows], pc.element_counts(rows))
-    elements, positions = pc.molecules(rows)
-    atom_scale, extent_scale = pool_scales(mode, pc.counts[rows], elements, positions)
-    return scaler, atom_scale, extent_scale
+    return readout.fit_readout(mode, np.asarray(y, dtype=np.float64)[rows], *pc.molecules(rows))
 
 
 def scatter_sum(src, index, n: int):

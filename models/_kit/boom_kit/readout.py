@@ -165,6 +165,18 @@ def pool_scales(mode: str, n_atoms: np.ndarray, elements: Sequence[np.ndarray] =
     return atom_scale, extent_scale
 
 
+def fit_readout(mode: str, y: np.ndarray, elements: Sequence[np.ndarray],
+                positions: Sequence[np.ndarray] = ()) -> tuple[ReadoutScaler, float, float]:
+    """(scaler, atom_scale, extent_scale) of readout ``mode`` from the training molecules only.
+
+    ``y``, ``elements`` (element indices per molecule) and ``positions`` (per molecule; needed by ``extent``)
+    are the rows the model fits on: the one place every 3D model wires its targets and pooling scales.
+    """
+    scaler = ReadoutScaler(mode).fit(y, element_counts(elements))
+    atom_scale, extent_scale = pool_scales(mode, np.array([len(e) for e in elements]), elements, positions)
+    return scaler, atom_scale, extent_scale
+
+
 # ----------------------------------------------------------------------------------------- pooling
 
 
