@@ -127,16 +127,14 @@ def main() -> int:
     unknown = [n for n in names if n not in MODULES]
     if unknown:
         raise SystemExit(f"mutation: unknown module(s) {unknown}; choose from {', '.join(MODULES)}")
-    with tempfile.TemporaryDirectory(prefix="boom-mutation-") as tmp:
-        if args.report_only:
-            names = []
-        copy = Path(tmp)
-        if names:
+    if not args.report_only:
+        with tempfile.TemporaryDirectory(prefix="boom-mutation-") as tmp:
+            copy = Path(tmp)
             _copy_tree(copy)
             env = _env(copy)
             _check_imports(copy, env)
-        for n in names:
-            run_module(n, copy, env)
+            for n in names:
+                run_module(n, copy, env)
     rows = [json.loads((STORE / f"{n}.json").read_text()) for n in MODULES if (STORE / f"{n}.json").exists()]
     write_report(rows, args.notes.read_text() if args.notes and args.notes.exists() else "")
     return 0
