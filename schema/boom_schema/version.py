@@ -4,4 +4,3 @@
 predictions are mol_id, y_pred[, y_std].  1.x runs (id.csv / ood.csv, a split column) are not comparable.
 """
 CONTRACT_VERSION = "2.0"
-CONTRACT_MAJOR = int(CONTRACT_VERSION.split(".")[0])
