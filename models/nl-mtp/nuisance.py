@@ -25,9 +25,12 @@ def hgb_q(max_iter: int = 300, learning_rate: float = 0.06, max_leaf_nodes: int 
 def mdn_g(n_components: int = 4, hidden: int = 64, epochs: int = 300, lr: float = 3e-3, weight_decay: float = 1e-4,
           seed: int = 0):
     """fit_g for the estimator: a small MLP giving a Gaussian mixture for a | x (standardised inside),
-    full-batch AdamW, best weights on a 10% inner slice; returns log g(a | x) in the caller's units."""
+    full-batch AdamW, best weights on the kit's seeded 10% validation slice of the rows it is given; returns
+    log g(a | x) in the caller's units."""
     import torch
     from torch import nn
+
+    from boom_kit import validation_split
 
     def log_prob(params, a):
         logits, mu, raw = params.chunk(3, dim=-1)
@@ -41,9 +44,7 @@ def mdn_g(n_components: int = 4, hidden: int = 64, epochs: int = 300, lr: float 
         am, as_ = float(a.mean()), float(a.std() or 1.0)
         X = torch.as_tensor((x - xm) / xs, dtype=torch.float32)
         A = torch.as_tensor((a - am) / as_, dtype=torch.float32)
-        perm = np.random.default_rng(seed).permutation(len(a))
-        n_val = max(1, len(a) // 10)
-        va, tr = torch.as_tensor(perm[:n_val]), torch.as_tensor(perm[n_val:])
+        tr, va = (torch.as_tensor(i) for i in validation_split(len(a), seed))
         net = nn.Sequential(nn.Linear(x.shape[1], hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
                             nn.Linear(hidden, 3 * n_components))
         opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
