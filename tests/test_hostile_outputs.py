@@ -199,4 +199,6 @@ def test_archive_never_moves_files_through_a_planted_previous_link(tmp_path: Pat
     results.archive_previous(run)
     assert list(outside.iterdir()) == []
     assert (run / "previous").is_dir() and not (run / "previous").is_symlink()
-    assert [p.name for p in (run / "previous").iterdir()][0]  # the earlier attempt moved into a real folder
+    attempts = list((run / "previous").iterdir())  # the earlier attempt moved into a real folder
+    assert len(attempts) == 1 and (attempts[0] / "predictions.csv").read_text() == "x"
+    assert not (run / "predictions.csv").exists()
