@@ -55,6 +55,19 @@ def test_choose_auto_override_and_errors():
         readout.choose(Ctx("mu", readout="dipole"), positions=False)
 
 
+def test_choose_notes_the_fallback_without_coordinates_but_not_an_override():
+    from boom_kit import readout
+
+    ctx = Ctx("mu")
+    assert readout.choose(ctx, positions=False) == "sum"
+    assert ctx.notes == ["mu without coordinates: sum readout of per-atom outputs"]
+    plain = Ctx("hof")
+    assert readout.choose(plain, positions=False) == "sum" and not plain.notes
+    override = Ctx("r2", readout="mean")  # the override's own note, not a false 'sum readout' one
+    assert readout.choose(override, positions=False) == "mean"
+    assert len(override.notes) == 1 and "overrides the physical readout (sum)" in override.notes[0]
+
+
 @pytest.mark.parametrize("model", GEOMETRY_MODELS + ("gnn-topological",))
 def test_every_model_spec_states_its_readout_per_property_and_declares_the_override(model):
     from boom import paths

@@ -434,8 +434,6 @@ def train_and_predict(ctx, make_encoder: Callable[[int], nn.Module], with_geomet
     epochs = int(ctx.param("epochs", default_epochs))
     batch_size = int(ctx.param("batch_size", 32))
     mode = readout.choose(ctx, positions=with_geometry)
-    if not with_geometry and ctx.task.property in ("mu", "r2"):
-        ctx.note(f"{ctx.task.property} without coordinates: sum readout of per-atom outputs")
     with ctx.stopwatch("featurise"):
         geoms = read_extxyz(ctx.task.path("geometries")) if with_geometry else None
         train_g, train_counts = build_graphs(ctx.train["smiles"].tolist(), ctx.train["mol_id"].tolist(), geoms)

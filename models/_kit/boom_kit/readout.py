@@ -65,6 +65,8 @@ def choose(ctx, positions: bool = True, allowed: Sequence[str] = READOUTS) -> st
     physical = physical_readout(ctx.task.property, positions)
     requested = str(ctx.param("readout", "auto"))
     if requested == "auto":
+        if physical != physical_readout(ctx.task.property, positions=True):
+            ctx.note(f"{ctx.task.property} without coordinates: {physical} readout of per-atom outputs")
         return physical
     if requested not in allowed:
         raise ValueError(f"readout {requested!r}: choose auto or one of {', '.join(allowed)}")
