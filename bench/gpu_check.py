@@ -166,7 +166,7 @@ def _count_rows(path: Path) -> int:
 
 
 def split_sizes() -> dict[str, dict[str, int]]:
-    """Molecules per split of every task's pinned split: from the prepared data, else ``train_sizes.json``."""
+    """Molecules per split of every task's pinned split: from the prepared data, else ``split_sizes.json`` there."""
     import pandas as pd
     from boom import paths
     from boom_schema import PROPERTIES
@@ -195,8 +195,9 @@ def extrapolate(rows: list[Row], sizes: dict[str, dict[str, int]], models: list[
     by_key = {(r.model, r.prop): r for r in rows}
     table: dict[str, dict[str, Optional[float]]] = {}
     totals: dict[str, Optional[float]] = {}
+    epochs_of: dict[str, int] = {}
     for model in models:
-        epochs = int(registry.get(model).spec.defaults.get("epochs", 1))
+        epochs = epochs_of[model] = int(registry.get(model).spec.defaults.get("epochs", 1))
         cells: dict[str, Optional[float]] = {}
         for prop in TASKS:
             r = by_key.get((model, probe_of.get(PROPERTIES[prop].dataset, "")))
@@ -213,7 +214,7 @@ def extrapolate(rows: list[Row], sizes: dict[str, dict[str, int]], models: list[
     complete = [v for v in totals.values() if v is not None]
     return {"hours": table, "model_total": totals, "matrix_total": round(sum(complete), 2),
             "models_in_total": [m for m, v in totals.items() if v is not None],
-            "epochs": {m: int(registry.get(m).spec.defaults.get("epochs", 1)) for m in models}}
+            "epochs": epochs_of}
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -268,7 +269,8 @@ def render(meta: dict, rows: list[Row], extra: dict, models: list[str]) -> str:
                      + f" | {_fmt(extra['model_total'].get(m))} |")
     n = len(extra["models_in_total"])
     if gpu:
-        lines += ["", f"Whole matrix (one seed, the {n} models with a complete row): **{extra['matrix_total']} GPU-hours**.", ""]
+        lines += ["", f"Whole matrix (one seed, the {n} models with a complete row): "
+                  f"**{extra['matrix_total']} GPU-hours**.", ""]
     else:  # no headline figure: smoke-sized models on a CPU say nothing about the real matrix's cost
         lines += ["", f"Sum over the {n} complete rows: {extra['matrix_total']} (smoke-sized models on one CPU thread; "
                   "a check of the extrapolation's arithmetic, not an estimate of any real run's cost).", ""]
