@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ import estimator  # noqa: E402
 import nuisance  # noqa: E402
 
 CH2 = 14.01565
-RAW = Path(__import__("os").environ.get("BOOM_RAW_DIR", REPO.parent / "shared" / "data" / "llnl-chno-10k"))
+RAW = Path(os.environ.get("BOOM_RAW_DIR", REPO.parent / "shared" / "data" / "llnl-chno-10k"))
 
 
 def featurise(smiles: list[str]) -> dict[str, np.ndarray]:
@@ -90,19 +91,18 @@ def outcome_truth(a: np.ndarray, x: np.ndarray, rng: np.random.Generator):
     z = (x - x.mean(0)) / (x.std(0) + 1e-8)
     w = rng.normal(size=z.shape[1]) / np.sqrt(z.shape[1])
     h = 40.0 * np.tanh(z @ w)
-    u = (a - a.mean()) / a.std()
     slope = -60.0 + 20.0 * np.tanh(z[:, 0])  # per SD of A; a CH2 is about 0.12 SD
     def f(aa: np.ndarray, i: np.ndarray) -> np.ndarray:
         v = (aa - a.mean()) / a.std()
         return h[i] + slope[i] * v + 8.0 * v ** 2
 
     every = np.arange(len(a))
-    return f, float(np.mean(f(a + CH2, every) - f(a, every))), u
+    return f, float(np.mean(f(a + CH2, every) - f(a, every)))
 
 
 def synthetic_study(feat: dict, seeds: int, n: int, k: int) -> dict:
     x, a = feat["x_policy"], feat["mw"]
-    f, truth, _ = outcome_truth(a, x, np.random.default_rng(12345))
+    f, truth = outcome_truth(a, x, np.random.default_rng(12345))
     rows = []
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
