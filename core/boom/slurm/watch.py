@@ -60,17 +60,11 @@ def fresh_record(cell: SubmittedCell) -> Optional[RunRecord]:
     return rec
 
 
-def _archive_stale(folder: Path) -> None:
-    """Move an earlier attempt's files aside (the orchestrator's ``previous/<time>/`` layout)."""
-    if (folder / "record.json").exists():
-        results.archive_previous(folder)
-
-
 def write_failure(sub: Submission, cell: SubmittedCell, st: Optional[commands.TaskState], reason: str) -> RunRecord:
     """A failed record for a cell that Slurm ended without one, written atomically into its run folder."""
     folder = Path(cell.folder)
     if results.read_record(folder) is not None:  # the prior attempt's record: keep it under previous/
-        _archive_stale(folder)
+        results.archive_previous(folder)
     folder.mkdir(parents=True, exist_ok=True)
     status = RunStatus.TIMEOUT if st is not None and st.state == "TIMEOUT" else RunStatus.FAILED
     now = _now()
