@@ -209,7 +209,7 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     policy["config"] = {k: ctx.param(k) for k in ctx.task.hyperparameters}
     nuis = policy.pop("nuisances")
     ctx.artefact("policy.json").write_text(json.dumps(policy, indent=2))
-    plots(ctx, tr["mw"], nuis, float(p("weight_clip", 20.0)))
+    plots(ctx, tr["mw"], nuis, clip)
     pos = policy["positivity"]
     extra = {k: policy[k] for k in ("effect", "se", "ci95", "reason", "plug_in")}
     extra |= {"ess_share": pos["ess_share"], "share_beyond_clip": pos["share_beyond_clip"],

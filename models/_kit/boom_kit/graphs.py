@@ -404,7 +404,6 @@ class GraphRegressor(nn.Module):
         self.encoder = encoder
         self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.Softsign(), nn.Linear(hidden, 1))
         self.pool = Pool(readout, atom_scale, extent_scale)
-        self.readout = readout
 
     def atomic(self, b: GraphBatch) -> torch.Tensor:
         """Per-atom outputs (N,) before the readout."""
