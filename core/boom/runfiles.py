@@ -55,15 +55,15 @@ def lstat(path: Path) -> Optional[os.stat_result]:
         return None
 
 
-def check_regular(path: Path, what: Optional[str] = None) -> Optional[os.stat_result]:
+def check_regular(path: Path) -> Optional[os.stat_result]:
     """None when absent; the status of a regular file; else :class:`UnsafeEntry`."""
     st = lstat(path)
     if st is None:
         return None
     if not stat.S_ISREG(st.st_mode):
-        raise UnsafeEntry(f"{what or path.name} is {kind(st.st_mode)}, not a regular file; refused")
+        raise UnsafeEntry(f"{path.name} is {kind(st.st_mode)}, not a regular file; refused")
     if st.st_nlink > 1:
-        raise UnsafeEntry(f"{what or path.name} is a hard link shared with another file; refused")
+        raise UnsafeEntry(f"{path.name} is a hard link shared with another file; refused")
     return st
 
 
@@ -75,10 +75,10 @@ def is_regular(path: Path) -> bool:
         return False
 
 
-def read_bytes(path: Path, max_bytes: int, what: Optional[str] = None) -> Optional[bytes]:
+def read_bytes(path: Path, max_bytes: int) -> Optional[bytes]:
     """The content of a regular file of at most ``max_bytes``; None when absent; else :class:`UnsafeEntry`."""
-    name = what or path.name
-    if check_regular(path, name) is None:
+    name = path.name
+    if check_regular(path) is None:
         return None
     try:
         fd = os.open(path, _READ_FLAGS)
@@ -109,9 +109,9 @@ def read_bytes(path: Path, max_bytes: int, what: Optional[str] = None) -> Option
         os.close(fd)
 
 
-def read_text(path: Path, max_bytes: int, what: Optional[str] = None) -> Optional[str]:
+def read_text(path: Path, max_bytes: int) -> Optional[str]:
     """:func:`read_bytes` decoded as UTF-8 (undecodable bytes replaced: validation names the bad line)."""
-    data = read_bytes(path, max_bytes, what)
+    data = read_bytes(path, max_bytes)
     return None if data is None else data.decode("utf-8", errors="replace")
 
 
@@ -198,9 +198,9 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
-def cap_log(path: Path, max_bytes: Optional[int] = None) -> Optional[str]:
-    """Cut a log past ``max_bytes`` to its first and last halves with a note between; the note, or None."""
-    cap = limits.LOG_MAX_BYTES if max_bytes is None else max_bytes
+def cap_log(path: Path) -> Optional[str]:
+    """Cut a log past ``limits.LOG_MAX_BYTES`` to its first and last halves with a note between; the note, or None."""
+    cap = limits.LOG_MAX_BYTES  # read at each call (tests lower it)
     try:
         st = check_regular(path)
     except UnsafeEntry:
@@ -246,12 +246,12 @@ def sweep(folder: Path, own_names: Iterable[str] = ()) -> list[str]:
     return problems
 
 
-def over_disk(folder: Path, disk_gb: float, skip: Iterable[str] = ("previous",)) -> Optional[str]:
+def over_disk(folder: Path, disk_gb: float) -> Optional[str]:
     """A one-line reason when ``folder`` (less the earlier attempts in ``previous/``) holds more than ``disk_gb``."""
     limit = int(disk_gb * GIB)
     total = 0
     for entry in os.scandir(folder):
-        if entry.name in skip:
+        if entry.name == "previous":
             continue
         path = Path(entry.path)
         st = lstat(path)
