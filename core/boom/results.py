@@ -12,7 +12,7 @@ import shutil
 import stat
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, TypeVar
 
 from pydantic import ValidationError
 
@@ -22,6 +22,7 @@ from boom.hashing import sha256_json
 
 #: the files the orchestrator writes into a run folder after the model ran (whatever stands there is replaced)
 OWN_FILES = ("record.json", "scores.json", "parity.png")
+T = TypeVar("T", RunRecord, Scores)
 
 
 def run_id(model_hash: str, data_sha: dict[str, str], params: dict[str, Any], seed: int, subset: Optional[str], device: str) -> str:
@@ -35,21 +36,23 @@ def run_dir(dataset: str, prop: str, model: str, rid: str, root: Optional[Path] 
     return (root or paths.results_dir()) / dataset / prop / model / rid
 
 
-def read_record(folder: Path) -> Optional[RunRecord]:
+def _read_own(path: Path, max_bytes: int, model: type[T]) -> Optional[T]:
+    """One of the orchestrator's own files as ``model``; None when absent, unsafe (UnsafeEntry) or invalid."""
     try:
-        text = runfiles.read_text(folder / "record.json", limits.RECORD_MAX_BYTES)
-        return None if text is None else RunRecord.model_validate_json(text)
-    except ValueError:  # unreadable, unsafe (UnsafeEntry) or not a record: as if absent, so the run is redone
+        text = runfiles.read_text(path, max_bytes)
+        return None if text is None else model.model_validate_json(text)
+    except ValueError:
         return None
+
+
+def read_record(folder: Path) -> Optional[RunRecord]:
+    """record.json of a run folder; None when absent, unsafe or not a record (as if absent: the run is redone)."""
+    return _read_own(folder / "record.json", limits.RECORD_MAX_BYTES, RunRecord)
 
 
 def read_scores(folder: Path) -> Optional[Scores]:
     """scores.json of a run folder, None when absent, unsafe or invalid."""
-    try:
-        text = runfiles.read_text(folder / "scores.json", limits.SCORES_MAX_BYTES)
-        return None if text is None else Scores.model_validate_json(text)
-    except ValueError:
-        return None
+    return _read_own(folder / "scores.json", limits.SCORES_MAX_BYTES, Scores)
 
 
 def read_model_report(folder: Path) -> Optional[ModelReport]:
