@@ -7,11 +7,10 @@ from typing import Optional
 import click
 
 from boom_schema.limits import describe_bytes
+from boom import cache
 
 
 def _root(path: Optional[Path]) -> Path:
-    from boom import cache
-
     root = path or cache.cache_dir()
     if root is None:
         raise click.ClickException(f"the feature cache is off ({cache.ENV}=off); set {cache.ENV} to a folder or "
@@ -32,8 +31,6 @@ def cache_group() -> None:
 @_path_option
 def cache_list(path: Optional[Path]) -> None:
     """Size and molecules per featuriser."""
-    from boom import cache
-
     root = _root(path)
     rows = cache.summary(root)
     click.echo(f"feature cache: {root}")
@@ -55,8 +52,6 @@ def cache_list(path: Optional[Path]) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def cache_clear(path: Optional[Path], featuriser: Optional[str], yes: bool) -> None:
     """Delete cached features (all, or one featuriser's); runs recompute them when needed."""
-    from boom import cache
-
     root = _root(path)
     what = f"the {featuriser} features" if featuriser else "every cached feature"
     if not yes:
