@@ -48,23 +48,19 @@ def _one(smiles: str) -> list[float]:
     return row
 
 
-def compute_descriptors(smiles: Sequence[str], workers: int = 1, pool=None) -> np.ndarray:
-    """Raw descriptor matrix (rows: molecules, columns: :func:`descriptor_names`), float64.
-
-    ``pool``: an open multiprocessing pool to use instead of starting one (the cache calls this once per
-    shard; starting a spawn pool each time would cost more than some shards take).
-    """
+def compute_descriptors(smiles: Sequence[str], workers: int = 1) -> np.ndarray:
+    """Raw descriptor matrix (rows: molecules, columns: :func:`descriptor_names`), float64."""
     smiles = list(smiles)
-    if (pool is not None or workers > 1) and len(smiles) > 200:
-        chunk = max(1, len(smiles) // (max(workers, 1) * 8))
-        if pool is not None:
-            rows = pool.map(_one, smiles, chunksize=chunk)
-        else:
-            with get_context("spawn").Pool(workers) as own:
-                rows = own.map(_one, smiles, chunksize=chunk)
+    if workers > 1 and len(smiles) > 200:
+        with get_context("spawn").Pool(workers) as pool:
+            rows = pool.map(_one, smiles, chunksize=_chunk(len(smiles), workers))
     else:
         rows = [_one(s) for s in smiles]
     return _as_matrix(rows)
+
+
+def _chunk(n: int, workers: int) -> int:
+    return max(1, n // (workers * 8))
 
 
 def _as_matrix(rows: list[list[float]]) -> np.ndarray:
@@ -142,16 +138,19 @@ def featuriser() -> Featuriser:
 
 
 class _Computer:
-    """``compute(smiles)`` for the cache, with one worker pool kept open for all of its calls."""
+    """``compute(smiles)`` for the cache, with one worker pool kept open for all of its calls (the cache calls
+    once per shard; starting a spawn pool each time would cost more than some shards take)."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self.pool = None
 
     def __call__(self, smiles: list[str]) -> np.ndarray:
-        if self.workers > 1 and self.pool is None and len(smiles) > 200:
+        if self.workers <= 1 or len(smiles) <= 200:
+            return compute_descriptors(smiles)
+        if self.pool is None:
             self.pool = get_context("spawn").Pool(self.workers)
-        return compute_descriptors(smiles, workers=self.workers, pool=self.pool)
+        return _as_matrix(self.pool.map(_one, smiles, chunksize=_chunk(len(smiles), self.workers)))
 
     def close(self) -> None:
         if self.pool is not None:
