@@ -137,7 +137,8 @@ def run(model: str, prop: str, runner: Runner, seed: int = 0, overrides: Mapping
             status, reason = RunStatus.FAILED, f"invalid predictions: {exc}"
     record = RunRecord(
         run_id=rid, model=model, dataset=info.dataset, property=prop, seed=seed, status=status, reason=reason,
-        runner=runner.name, device=device, hyperparameters=params, subset=data.subset, started_at=started,
+        runner=runner.name, device=device, hyperparameters=params, subset=data.subset, smoke=smoke,
+        model_sha256=entry.content_hash(), started_at=started,
         finished_at=_now(), wall_s=round(ex.wall_s, 3),
         timings=report.timings if report else ModelReport().timings,
         peak_memory_mb=None if ex.peak_memory_mb is None else round(ex.peak_memory_mb, 1),
@@ -151,7 +152,22 @@ def run(model: str, prop: str, runner: Runner, seed: int = 0, overrides: Mapping
 
 def score_run(folder: Path, data: "tasks.TaskData", rid: str, model: str, seed: int) -> Scores:
     """Validate predictions.csv, score both splits, write scores.json and the parity plot."""
-    table = validate_predictions(results.read_predictions(folder, len(data.expected)), data.expected)
+    scores, arrays = compute_scores(results.read_predictions(folder, len(data.expected)), data, rid, model, seed)
+    info = property_info(data.property)
+    runfiles.write_atomic(folder / "scores.json", scores.model_dump_json(indent=2))
+    runfiles.write_rendered(folder / "parity.png", lambda path: parity_plot(
+        path, f"{model} · {info.name} ({info.dataset})", info.unit,
+        *arrays["id"], *arrays["ood"], scores.id.rmse, scores.ood.rmse))
+    return scores
+
+
+def compute_scores(source: "str | Path", data: "tasks.TaskData", rid: str, model: str, seed: int,
+                   name: str = "predictions.csv") -> tuple[Scores, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Validate predictions (CSV text, or a Path) against the task and score both splits; writes nothing.
+
+    Returns the scores and, per split, (y_true, y_pred). Raises PredictionsError (one line) on bad predictions.
+    """
+    table = validate_predictions(source, data.expected, name=name)
     info = property_info(data.property)
     pred = dict(zip(table.mol_id, table.y_pred))
     std = dict(zip(table.mol_id, table.y_std)) if table.y_std is not None else None
@@ -167,8 +183,4 @@ def score_run(folder: Path, data: "tasks.TaskData", rid: str, model: str, seed: 
     ratio = per_split["ood"].rmse / per_split["id"].rmse if per_split["id"].rmse > 0 else float("inf")
     scores = Scores(run_id=rid, model=model, dataset=info.dataset, property=info.name, unit=info.unit, seed=seed,
                     split_sha256=data.split_sha256 or None, id=per_split["id"], ood=per_split["ood"], ood_id_rmse_ratio=ratio)
-    runfiles.write_atomic(folder / "scores.json", scores.model_dump_json(indent=2))
-    runfiles.write_rendered(folder / "parity.png", lambda path: parity_plot(
-        path, f"{model} · {info.name} ({info.dataset})", info.unit,
-        *arrays["id"], *arrays["ood"], per_split["id"].rmse, per_split["ood"].rmse))
-    return scores
+    return scores, arrays

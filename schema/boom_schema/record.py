@@ -68,6 +68,10 @@ class RunRecord(Contract):
     device: str
     hyperparameters: dict[str, Scalar] = Field(default_factory=dict)
     subset: Optional[str] = None
+    smoke: bool = Field(False, description="A smoke run (the spec's smoke overrides applied).")
+    model_sha256: Optional[str] = Field(
+        None, description="Digest of the model folder the run used (ModelEntry.content_hash); the leaderboard keys "
+                          "configurations by it. None in records written before it was recorded.")
     started_at: str
     finished_at: str
     wall_s: float
