@@ -9,7 +9,8 @@ from typing import Optional
 
 import click
 
-from boom_schema import PROPERTIES, RunStatus, SpecError
+from boom import __version__, paths
+from boom_schema import CONTRACT_VERSION, PROPERTIES, RunStatus, SpecError
 
 
 # Numeric options are range-checked by click, so a mistake is a one-line "Invalid value for '--x'" naming the range
@@ -48,10 +49,16 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
-def main() -> None:
+@click.version_option(__version__, "--version", prog_name="boom", message=f"%(prog)s %(version)s (contract {CONTRACT_VERSION})")
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Prepared data and task folders (same as BOOM_DATA_DIR; default <checkout>/data).")
+@click.option("--results-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Run folders and leaderboards (same as BOOM_RESULTS_DIR; default <checkout>/results).")
+def main(data_dir: Optional[Path], results_dir: Optional[Path]) -> None:
     """BOOM-TTE: out-of-distribution benchmarks for molecular property models."""
     from boom.runners import stop
 
+    paths.use(data_dir=data_dir, results_dir=results_dir)
     stop.install_handlers()  # Ctrl-C / kill stop the model processes and containers too, not only boom
 
 
@@ -325,6 +332,8 @@ def compose_cmd(check: bool, to_stdout: bool) -> None:
 
 from boom.cache_cli import cache_group  # noqa: E402  (its own module: the feature cache)
 main.add_command(cache_group)
+from boom.score_cli import score_cmd  # noqa: E402  (its own module: scoring predictions made elsewhere)
+main.add_command(score_cmd)
 
 
 if __name__ == "__main__":

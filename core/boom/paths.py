@@ -58,3 +58,19 @@ def models_dir() -> Path:
         raise PathsError(f"no models folder at {where}; set BOOM_MODELS_DIR to a folder of model folders "
                          f"(or BOOM_HOME to a BOOM-TTE checkout)")
     return folder
+
+
+ROOT_OPTIONS = {"data_dir": "BOOM_DATA_DIR", "results_dir": "BOOM_RESULTS_DIR"}
+
+
+def use(**folders: "Path | str | None") -> None:
+    """Point boom at other folders (``boom --data-dir/--results-dir``): the same as setting the variables.
+
+    The environment variable is set, not a module global, so the processes boom starts (Slurm jobs, matrix
+    cells) see the same folders.
+    """
+    for name, folder in folders.items():
+        if name not in ROOT_OPTIONS:
+            raise TypeError(f"paths.use() has no folder {name!r}; choose from {', '.join(ROOT_OPTIONS)}")
+        if folder is not None:
+            os.environ[ROOT_OPTIONS[name]] = str(Path(folder).expanduser().resolve())
