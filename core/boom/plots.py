@@ -32,3 +32,22 @@ def parity_plot(path: Path, title: str, unit: str, id_true, id_pred, ood_true, o
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def extrapolation_plot(path: Path, title: str, unit: str, bins, series: list[tuple[str, np.ndarray]]) -> Path:
+    """Mean OOD |error| per distance bin (``boom.evidence.Bins``), one line per configuration."""
+    fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=110)
+    x = np.arange(len(bins.labels))
+    for label, values in series:
+        ax.plot(x, values, marker="o", lw=1.2, label=label if len(label) <= 48 else label[:47] + "…")
+    ax.set_xticks(x, [f"{lab}\n(n={n})" for lab, n in zip(bins.labels, bins.counts)], fontsize=8)
+    lo, hi = bins.train_range
+    ax.set_xlabel(f"OOD label's distance outside the training range [{lo:.4g}, {hi:.4g}] ({unit})")
+    ax.set_ylabel(f"mean |error| ({unit})")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, frameon=False, loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

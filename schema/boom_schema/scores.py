@@ -9,6 +9,14 @@ from boom_schema.base import Contract
 from boom_schema.version import CONTRACT_VERSION
 
 
+class Bootstrap(Contract):
+    """How the intervals were drawn: molecules resampled with replacement, percentile interval."""
+
+    samples: int
+    seed: int
+    level: float
+
+
 class SplitScores(Contract):
     """Metrics of one test split."""
 
@@ -19,6 +27,20 @@ class SplitScores(Contract):
     spearman: Optional[float] = Field(None, description="None when a split has constant values.")
     max_error: float
     mean_y_std: Optional[float] = Field(None, description="Mean predicted std, when the model gives one.")
+    # how sure the numbers are: seeded molecule bootstrap, percentile interval (settings in 'bootstrap')
+    rmse_ci_lo: Optional[float] = Field(None, description="Lower end of the bootstrap interval of the RMSE.")
+    rmse_ci_hi: Optional[float] = Field(None, description="Upper end of the bootstrap interval of the RMSE.")
+    mae_ci_lo: Optional[float] = Field(None, description="Lower end of the bootstrap interval of the MAE.")
+    mae_ci_hi: Optional[float] = Field(None, description="Upper end of the bootstrap interval of the MAE.")
+    # uncertainty, when the model gives y_std (each prediction read as a Gaussian N(y_pred, y_std^2))
+    nll: Optional[float] = Field(None, description="Mean Gaussian negative log-likelihood (None: no y_std, or a "
+                                                    "y_std of 0).")
+    coverage_68: Optional[float] = Field(None, description="Fraction of labels inside the central 68% interval.")
+    coverage_95: Optional[float] = Field(None, description="Fraction of labels inside the central 95% interval.")
+    miscalibration_area: Optional[float] = Field(
+        None, description="Area between the central-interval calibration curve and the diagonal (0 = calibrated).")
+    spearman_abs_err_std: Optional[float] = Field(None, description="Spearman rank correlation of |error| with y_std.")
+    bootstrap: Optional[Bootstrap] = Field(None, description="Settings of the *_ci_* intervals (None: none drawn).")
 
 
 class Scores(Contract):
