@@ -39,6 +39,17 @@ def test_split_scores_hand_computed_positive_r2_and_std() -> None:
     assert s.mean_y_std == pytest.approx(1.5, rel=1e-12)
 
 
+def test_split_scores_intervals() -> None:
+    # |errors| all 1: every bootstrap resample has RMSE 1 and MAE 1, so both intervals are exactly [1, 1]
+    s = split_scores(np.array([0.0, 1.0, 2.0, 3.0]), np.array([1.0, 0.0, 3.0, 2.0]))
+    assert (s.rmse_ci_lo, s.rmse_ci_hi, s.mae_ci_lo, s.mae_ci_hi) == pytest.approx((1.0, 1.0, 1.0, 1.0))
+    assert (s.bootstrap.samples, s.bootstrap.seed, s.bootstrap.level) == (1000, 0, 0.95)
+    # errors 0 and 2: resampled RMSE is 0, sqrt(2) or 2 (p = 1/4, 1/2, 1/4) -> the 95% interval is [0, 2]
+    s = split_scores(np.array([0.0, 0.0]), np.array([0.0, 2.0]))
+    assert (s.rmse_ci_lo, s.rmse_ci_hi) == pytest.approx((0.0, 2.0))
+    assert s.rmse_ci_lo <= s.rmse <= s.rmse_ci_hi
+
+
 def test_split_scores_max_error_is_the_largest_absolute_error() -> None:
     # the largest error is negative (-3): max_error is its magnitude, not the largest signed error (1)
     s = split_scores(np.array([0.0, 0.0, 10.0]), np.array([1.0, 0.0, 7.0]))
