@@ -17,7 +17,7 @@ def assert_rejects_bad_checkpoints(build: Callable[[Path], Any], make_checkpoint
     tiny one; ``layer_key`` is a substring of the weight names of one layer (removed for the 'missing' case)."""
     from safetensors.torch import load_file, save_file
 
-    from boom_kit.tokenize import CheckpointError
+    from boom_kit.checkpoints import CheckpointError
 
     make_checkpoint(tmp_path / "wrong-width", width)
     make_checkpoint(tmp_path / "other", other_width)

@@ -56,9 +56,16 @@ def model_module(model: str, name: str = "main") -> ModuleType:
     return own[key]
 
 
-def param_getter(values: dict):
-    """The ``param(name, default)`` callable an entry point's Context offers, over a plain dict."""
-    return lambda name, default=None: values.get(name, default)
+def param_getter(model: str, values: dict):
+    """The ``param(name)`` callable an entry point's Context offers: ``models/<model>/model.yaml``'s defaults
+    updated with ``values`` (already typed, like the task's merged hyperparameters), read as strictly."""
+    from boom_kit.params import lookup, spec_defaults
+
+    defaults = spec_defaults(REPO / "models" / model / "main.py")
+    unknown = set(values) - set(defaults)
+    assert not unknown, f"{model}: {sorted(unknown)} not declared in its model.yaml"
+    merged = {**defaults, **values}
+    return lambda name: lookup(merged, defaults, name, model)
 
 
 def pytest_configure(config: pytest.Config) -> None:

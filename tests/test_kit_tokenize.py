@@ -6,9 +6,10 @@ import json
 import pandas as pd
 import pytest
 
+from boom_kit.checkpoints import CheckpointError, check_loading_info
 from boom_kit.tokenize import (
-    CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, CheckpointError, build_vocab, check_loading_info,
-    fit_tokenizer, load_vocab, make_tokenizer, split_smiles, unknown_fraction,
+    CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, build_vocab, fit_tokenizer, load_vocab, make_tokenizer, split_smiles,
+    unknown_fraction,
 )
 
 
@@ -97,21 +98,8 @@ def test_check_loading_info_is_strict():
         check_loading_info("x", {"mismatched_keys": {("a.weight", (2, 2), (3, 3))}})
 
 
-def test_fine_tune_takes_its_schedule_from_the_spec_only():
-    """model.yaml is the one source of lr, batch size, epochs and length: a spec without them is an error
-    that names what is missing, not a silent default written again in the entry point."""
-    from boom_kit.tokenize import fine_tune
-
-    class Ctx:
-        def param(self, name, default=None):
-            return {"lr": 1e-3, "batch_size": 8}.get(name, default)
-
-    with pytest.raises(ValueError, match="epochs, max_length missing: add them to the model's model.yaml"):
-        fine_tune(Ctx(), None, None, {})
-
-
 def test_package_checkpoints_resolve_or_fail_clearly(tmp_path):
-    from boom_kit.tokenize import CheckpointError, checkpoint_label, load_tokenizer, resolve_checkpoint
+    from boom_kit.checkpoints import CheckpointError, checkpoint_label, load_tokenizer, resolve_checkpoint
 
     assert resolve_checkpoint("/some/folder") == ("/some/folder", "/some/folder")
     with pytest.raises(CheckpointError, match="not installed"):

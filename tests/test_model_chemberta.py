@@ -31,7 +31,7 @@ def _tiny_checkpoint(folder, hidden=32):
 
 def test_pretrained_checkpoint_loads_exactly(tmp_path):
     saved = _tiny_checkpoint(tmp_path / "ckpt")
-    encoder, tokenizer, info = _main().build(param_getter({"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
+    encoder, tokenizer, info = _main().build(param_getter("chemberta", {"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
     assert info["dropped_head_weights"] > 0  # the MLM head is dropped, reported
     ref = {k.removeprefix("roberta."): v for k, v in saved.state_dict().items() if k.startswith("roberta.")}
     got = encoder.state_dict()
@@ -48,13 +48,8 @@ def saved_vocab(folder):
 
 
 def test_mismatched_or_missing_weights_are_an_error(tmp_path):
-    assert_rejects_bad_checkpoints(lambda p: _main().build(param_getter({"pretrained": str(p)}), ["CCC"]),
+    assert_rejects_bad_checkpoints(lambda p: _main().build(param_getter("chemberta", {"pretrained": str(p)}), ["CCC"]),
                                    lambda p, width: _tiny_checkpoint(p, hidden=width), tmp_path, "layer.1.")
-
-
-def test_smoke_density(prepared):
-    outcome = smoke_run("chemberta", "density")
-    assert outcome.record is not None
 
 
 def test_smoke_qm9_from_pretrained_checkpoint(prepared, tmp_path):
@@ -90,7 +85,7 @@ def test_rxnfp_bert_checkpoint_loads_through_the_kit():
     folder = _rxnfp_folder()
     from importlib import metadata
 
-    encoder, tokenizer, info = _main().build(param_getter({"architecture": "bert", "pretrained": RXNFP_BERT}), ["CCC"])
+    encoder, tokenizer, info = _main().build(param_getter("chemberta", {"architecture": "bert", "pretrained": RXNFP_BERT}), ["CCC"])
     assert info["pretrained"] == f"{RXNFP_BERT} (rxnfp {metadata.version('rxnfp')})"
     assert info["architecture"] == "bert" and info["dropped_head_weights"] > 0  # the MLM/NSP heads and pooler
     state = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
@@ -114,11 +109,11 @@ def test_rxnfp_bert_checkpoint_loads_through_the_kit():
 
 def test_unknown_architecture_is_refused():
     with pytest.raises(ValueError, match="choose roberta or bert"):
-        _main().build(param_getter({"architecture": "gpt"}), ["CCC"])
+        _main().build(param_getter("chemberta", {"architecture": "gpt"}), ["CCC"])
 
 
 def test_bert_from_scratch_builds():
-    encoder, _, info = _main().build(param_getter({"architecture": "bert", "num_layers": 1, "hidden_size": 16,
+    encoder, _, info = _main().build(param_getter("chemberta", {"architecture": "bert", "num_layers": 1, "hidden_size": 16,
                                                    "num_heads": 2, "intermediate_size": 16}), SAMPLE_SMILES)
     assert type(encoder).__name__ == "BertModel" and info == {"pretrained": None, "architecture": "bert"}
 

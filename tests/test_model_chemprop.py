@@ -23,11 +23,6 @@ def test_chemprop_smoke_density(prepared):
     assert report["n_parameters"] > 0
 
 
-def test_chemprop_smoke_qm9(prepared):
-    outcome = smoke_run("chemprop", "alpha")
-    assert _report(outcome)["extra"]["aggregation"] == "norm"  # alpha is extensive (sum readout)
-
-
 def test_chemprop_ensemble_gives_positive_y_std(prepared):
     outcome = smoke_run("chemprop", "density", sets={"ensemble": "2"})
     table = pd.read_csv(outcome.folder / "predictions.csv")

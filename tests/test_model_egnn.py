@@ -93,10 +93,3 @@ def test_coordinate_update_is_learned_and_equivariant():
     torch.testing.assert_close(x2, x1 @ rot.T, rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("prop", ["density", "mu"])
-def test_smoke(prepared, prop):
-    outcome = smoke_run("egnn", prop)
-    preds = pd.read_csv(outcome.folder / "predictions.csv")
-    assert np.isfinite(preds["y_pred"]).all() and preds["y_pred"].std() > 0
-    if prop == "mu":
-        assert (preds["y_pred"] >= 0).all()  # a dipole norm

@@ -58,7 +58,7 @@ def test_missing_geometry_is_flagged_and_rejected_in_batches():
     assert pc.has_geometry.tolist() == [True, False, True]
     with pytest.raises(ValueError, match="without a geometry"):
         pc.padded(np.array([0, 1]))
-    from boom_kit.pointcloud import with_fallback
+    from boom_kit.pointcloud_recipe import with_fallback
 
     assert with_fallback(np.array([1.0, 2.0]), pc.has_geometry, 9.0).tolist() == [1.0, 9.0, 2.0]
 

@@ -87,10 +87,6 @@ def _rotated(geom, seed: int = 1):
     return Geometry(geom.symbols, geom.positions @ q.T)
 
 
-def test_smoke_density(prepared):
-    smoke_run("mace", "density")
-
-
 def test_smoke_mu_dipole_readout(prepared):
     smoke_run("mace", "mu")
 

@@ -22,10 +22,6 @@ def test_mlp_smoke_density(prepared):
     assert report["timings"]["epochs"] == 1 and report["best_epoch"] == 1
 
 
-def test_mlp_smoke_qm9(prepared):
-    smoke_run("mlp", "gap")
-
-
 def test_mlp_predicts_in_original_units_and_is_seeded(prepared):
     """Target scaling inverted exactly once (predictions on the training targets' scale); same seed, same run."""
     sets = {"epochs": "5", "patience": "0"}

@@ -56,25 +56,21 @@ def test_padding_does_not_change_real_tokens_and_eval_is_deterministic():
 
 def test_checkpoint_loads_exactly_and_mismatches_fail(tmp_path):
     saved, tok = _checkpoint(tmp_path / "ckpt")
-    encoder, tokenizer, info = _main().build(param_getter({"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
+    encoder, tokenizer, info = _main().build(param_getter("molformer", {"pretrained": str(tmp_path / "ckpt")}), ["CCC"])
     assert info["pretrained"] == str(tmp_path / "ckpt")
     ref = saved.state_dict()
     assert set(encoder.state_dict()) == set(ref)
     for k, v in encoder.state_dict().items():
         assert torch.equal(v, ref[k]), k
     assert tokenizer.get_vocab() == tok.get_vocab()
-    assert_rejects_bad_checkpoints(lambda p: _main().build(param_getter({"pretrained": str(p)}), ["CCC"]),
+    assert_rejects_bad_checkpoints(lambda p: _main().build(param_getter("molformer", {"pretrained": str(p)}), ["CCC"]),
                                    lambda p, width: _checkpoint(p, hidden=width), tmp_path, "layers.1.")
 
 
 def test_default_shape_is_molformer_xl():
-    encoder, _, _ = _main().build(param_getter({}), SAMPLE_SMILES)
+    encoder, _, _ = _main().build(param_getter("molformer", {}), SAMPLE_SMILES)
     assert len(encoder.layers) == 12 and encoder.config.hidden_size == 768
     assert encoder.layers[0].attention.feature_map.shape == (64, 32)
-
-
-def test_smoke_density(prepared):
-    smoke_run("molformer", "density")
 
 
 def test_smoke_qm9_from_checkpoint(prepared, tmp_path):

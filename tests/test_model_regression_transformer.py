@@ -54,7 +54,7 @@ def test_selfies_cover_the_nitro_groups():
 def test_targets_never_leak_into_the_input():
     m = _main()
     selfies = m.to_selfies(SMILES)
-    _, tokenizer, _ = m.build(param_getter({"num_layers": 1, "d_model": 16, "num_heads": 2, "d_inner": 16}), selfies)
+    _, tokenizer, _ = m.build(param_getter("regression-transformer", {"num_layers": 1, "d_model": 16, "num_heads": 2, "d_inner": 16}), selfies)
     z = np.array([1.234, -0.5, 2.0, 0.0, -3.21, 0.7])
     ids, att, cls_idx, _ = m.encode(tokenizer, selfies, z, 64)
     mask_id = tokenizer.mask_token_id
@@ -85,11 +85,12 @@ def _checkpoint(folder, d_model=32):
 
 
 def test_checkpoint_loads_exactly_and_mismatches_fail(tmp_path):
-    from boom_kit.tokenize import CheckpointError, build_vocab, make_tokenizer
+    from boom_kit.checkpoints import CheckpointError
+    from boom_kit.tokenize import build_vocab, make_tokenizer
 
     m = _main()
     saved, tok = _checkpoint(tmp_path / "ckpt")
-    model, tokenizer, info = m.build(param_getter({"pretrained": str(tmp_path / "ckpt")}), [])
+    model, tokenizer, info = m.build(param_getter("regression-transformer", {"pretrained": str(tmp_path / "ckpt")}), [])
     ref = saved.state_dict()
     assert set(model.state_dict()) == set(ref)
     for k, v in model.state_dict().items():
@@ -98,13 +99,9 @@ def test_checkpoint_loads_exactly_and_mismatches_fail(tmp_path):
     # a tokenizer without the property tokens cannot be used
     make_tokenizer(build_vocab(["[C][O]"])).save_pretrained(tmp_path / "ckpt")
     with pytest.raises(CheckpointError, match="property tokens"):
-        m.build(param_getter({"pretrained": str(tmp_path / "ckpt")}), [])
-    assert_rejects_bad_checkpoints(lambda p: m.build(param_getter({"pretrained": str(p)}), []),
+        m.build(param_getter("regression-transformer", {"pretrained": str(tmp_path / "ckpt")}), [])
+    assert_rejects_bad_checkpoints(lambda p: m.build(param_getter("regression-transformer", {"pretrained": str(p)}), []),
                                    lambda p, width: _checkpoint(p, d_model=width), tmp_path, "layer.1.")
-
-
-def test_smoke_density(prepared):
-    smoke_run("regression-transformer", "density")
 
 
 def test_smoke_qm9_from_checkpoint(prepared, tmp_path):

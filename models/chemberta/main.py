@@ -15,7 +15,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import boom_kit
-from boom_kit.tokenize import checkpoint_label, fine_tune, fit_tokenizer, load_pretrained, save_vocab
+from boom_kit.checkpoints import checkpoint_label, load_pretrained
+from boom_kit.sequence_recipe import fine_tune
+from boom_kit.tokenize import fit_tokenizer, save_vocab
 
 # pretraining heads a checkpoint may carry beyond the encoder (dropped, counted in the run record)
 PRETRAINING_HEADS = {
@@ -34,10 +36,10 @@ def _classes(architecture: str):
 
 def build(param: Callable[[str, Any], Any], train_smiles: list[str], vocab_path: Any = None) -> tuple[Any, Any, dict]:
     """(encoder, tokenizer, info): a fresh RoBERTa/BERT on a train-only vocabulary, or a pretrained one."""
-    architecture = str(param("architecture", "roberta"))
+    architecture = param("architecture")
     config_cls, model_cls = _classes(architecture)
-    max_length = int(param("max_length", 256))
-    source = param("pretrained", None)
+    max_length = param("max_length")
+    source = param("pretrained")
     if source:
         encoder, tokenizer, dropped = load_pretrained(model_cls, str(source), allowed_unexpected=PRETRAINING_HEADS[architecture],
                                                       add_pooling_layer=False)
@@ -47,10 +49,10 @@ def build(param: Callable[[str, Any], Any], train_smiles: list[str], vocab_path:
                                             "dropped_head_weights": len(dropped)}
     tokenizer = fit_tokenizer(train_smiles, vocab_path, model_max_length=max_length)
     config = config_cls(
-        vocab_size=len(tokenizer), hidden_size=int(param("hidden_size", 384)),
-        num_hidden_layers=int(param("num_layers", 3)), num_attention_heads=int(param("num_heads", 12)),
-        intermediate_size=int(param("intermediate_size", 464)), hidden_dropout_prob=float(param("dropout", 0.1)),
-        attention_probs_dropout_prob=float(param("dropout", 0.1)),
+        vocab_size=len(tokenizer), hidden_size=param("hidden_size"),
+        num_hidden_layers=param("num_layers"), num_attention_heads=param("num_heads"),
+        intermediate_size=param("intermediate_size"), hidden_dropout_prob=param("dropout"),
+        attention_probs_dropout_prob=param("dropout"),
         max_position_embeddings=max_length + 2, type_vocab_size=1, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
     )
@@ -59,7 +61,7 @@ def build(param: Callable[[str, Any], Any], train_smiles: list[str], vocab_path:
 
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     encoder, tokenizer, info = build(ctx.param, ctx.train["smiles"].tolist(), ctx.artefact("vocab.json"))
-    return fine_tune(ctx, encoder, tokenizer, info, pooling="cls")
+    return fine_tune(ctx, encoder, tokenizer, info)
 
 
 if __name__ == "__main__":

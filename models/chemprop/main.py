@@ -38,7 +38,7 @@ def _quiet() -> None:
 def _aggregation(ctx: boom_kit.Context):
     from chemprop import nn
 
-    name = str(ctx.param("aggregation", "readout"))
+    name = ctx.param("aggregation")
     if name == "readout":
         name = AGGREGATION_FOR_READOUT[ctx.task.readout.value]
     classes = {"mean": nn.MeanAggregation, "sum": nn.SumAggregation, "norm": nn.NormAggregation}
@@ -50,20 +50,20 @@ def _aggregation(ctx: boom_kit.Context):
 def _build(ctx: boom_kit.Context):
     from chemprop import models, nn
 
-    hidden = int(ctx.param("hidden_size", 300))
-    ffn_num_layers = int(ctx.param("ffn_num_layers", 2))
+    hidden = ctx.param("hidden_size")
+    ffn_num_layers = ctx.param("ffn_num_layers")
     if ffn_num_layers < 1:
         raise ValueError("ffn_num_layers counts linear layers (chemprop v1 convention) and must be >= 1")
-    mp = nn.BondMessagePassing(d_h=hidden, depth=int(ctx.param("depth", 3)),
-                               dropout=float(ctx.param("dropout", 0.0)))
+    mp = nn.BondMessagePassing(d_h=hidden, depth=ctx.param("depth"),
+                               dropout=ctx.param("dropout"))
     _, agg = _aggregation(ctx)
-    ffn = nn.RegressionFFN(input_dim=mp.output_dim, hidden_dim=int(ctx.param("ffn_hidden_size", hidden)),
-                           n_layers=ffn_num_layers - 1, dropout=float(ctx.param("dropout", 0.0)))
+    ffn = nn.RegressionFFN(input_dim=mp.output_dim, hidden_dim=ctx.param("ffn_hidden_size"),
+                           n_layers=ffn_num_layers - 1, dropout=ctx.param("dropout"))
     return models.MPNN(
         mp, agg, ffn, batch_norm=False,
-        warmup_epochs=int(ctx.param("warmup_epochs", 2)),
-        init_lr=float(ctx.param("init_lr", 1e-4)), max_lr=float(ctx.param("max_lr", 1e-3)),
-        final_lr=float(ctx.param("final_lr", 1e-4)),
+        warmup_epochs=ctx.param("warmup_epochs"),
+        init_lr=ctx.param("init_lr"), max_lr=ctx.param("max_lr"),
+        final_lr=ctx.param("final_lr"),
     )
 
 
@@ -96,7 +96,7 @@ def _train_member(ctx, seed, train_set, val_set, test_set, ckpt_dir: Path):
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     pl.seed_everything(seed, workers=True, verbose=False)
-    batch_size = int(ctx.param("batch_size", 50))
+    batch_size = ctx.param("batch_size")
     train_loader = data.build_dataloader(train_set, batch_size=batch_size, num_workers=0, seed=seed, shuffle=True)
     val_loader = data.build_dataloader(val_set, batch_size=batch_size, num_workers=0, shuffle=False)
     test_loader = data.build_dataloader(test_set, batch_size=batch_size, num_workers=0, shuffle=False)
@@ -104,7 +104,7 @@ def _train_member(ctx, seed, train_set, val_set, test_set, ckpt_dir: Path):
     checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename=f"seed{seed}-best", monitor="val_loss",
                                  mode="min", save_top_k=1, save_last=False)
     gpu = ctx.device == "cuda"
-    epochs = int(ctx.param("epochs", 30))
+    epochs = ctx.param("epochs")
     trainer = pl.Trainer(
         accelerator="gpu" if gpu else "cpu", devices=1, max_epochs=epochs,
         logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[checkpoint, _epoch_logger()],
@@ -150,7 +150,7 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
         test_set = data.MoleculeDataset(test_points, featurizer)
         test_set.cache = True
 
-    n_members = int(ctx.param("ensemble", 1))
+    n_members = ctx.param("ensemble")
     if n_members < 1:
         raise ValueError(f"ensemble must be >= 1, got {n_members}")
     members, epochs, best_epochs = [], [], []

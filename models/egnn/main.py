@@ -56,13 +56,13 @@ class EGNNEncoder(nn.Module):
 
 
 def make_encoder(ctx: boom_kit.Context):
-    layers, n_rbf = int(ctx.param("layers", 4)), int(ctx.param("n_rbf", 16))
-    rbf_max, norm_factor = float(ctx.param("rbf_max", 10.0)), float(ctx.param("norm_factor", 10.0))
+    layers, n_rbf = ctx.param("layers"), ctx.param("n_rbf")
+    rbf_max, norm_factor = ctx.param("rbf_max"), ctx.param("norm_factor")
     return lambda hidden: EGNNEncoder(hidden, layers, n_rbf, rbf_max, norm_factor)
 
 
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
-    return graphs.train_and_predict(ctx, make_encoder(ctx), with_geometry=True, with_pairs=True, default_epochs=100)
+    return graphs.train_and_predict(ctx, make_encoder(ctx), with_geometry=True, with_pairs=True)
 
 
 if __name__ == "__main__":

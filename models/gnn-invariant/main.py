@@ -46,9 +46,9 @@ class InvariantEncoder(nn.Module):
 
 
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
-    layers, n_rbf, rbf_max = int(ctx.param("layers", 4)), int(ctx.param("n_rbf", 16)), float(ctx.param("rbf_max", 10.0))
+    layers, n_rbf, rbf_max = ctx.param("layers"), ctx.param("n_rbf"), ctx.param("rbf_max")
     return graphs.train_and_predict(ctx, lambda hidden: InvariantEncoder(hidden, layers, n_rbf, rbf_max),
-                                    with_geometry=True, with_pairs=True, default_epochs=50)
+                                    with_geometry=True, with_pairs=True)
 
 
 if __name__ == "__main__":

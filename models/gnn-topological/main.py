@@ -27,9 +27,9 @@ class TopologicalEncoder(nn.Module):
 
 
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
-    layers = int(ctx.param("layers", 4))
+    layers = ctx.param("layers")
     return graphs.train_and_predict(ctx, lambda hidden: TopologicalEncoder(hidden, layers),
-                                    with_geometry=False, default_epochs=20)
+                                    with_geometry=False)
 
 
 if __name__ == "__main__":

@@ -160,16 +160,10 @@ def energy_scaling(counts: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float
 
 
 def hyperparameters(ctx: boom_kit.Context) -> dict:
-    hp = {
-        "readout": str(ctx.param("readout", "auto")), "dtype": str(ctx.param("dtype", "float32")),
-        "interaction": str(ctx.param("interaction", "RealAgnosticResidualInteractionBlock")),
-    }
-    for name, default in [("num_interactions", 2), ("channels", 256), ("max_L", 2), ("max_ell", 3),
-                          ("correlation", 2), ("num_bessel", 8), ("num_cutoff_basis", 5), ("mlp_hidden", 16),
-                          ("radial_hidden", 64), ("batch_size", 10), ("epochs", 200), ("patience", 30)]:
-        hp[name] = int(ctx.param(name, default))
-    for name, default in [("r_max", 5.0), ("lr", 1e-3), ("ema_decay", 0.99), ("clip", 10.0)]:
-        hp[name] = float(ctx.param(name, default))
+    hp = {name: ctx.param(name) for name in (  # typed like their defaults in model.yaml
+        "dtype", "interaction", "num_interactions", "channels", "max_L", "max_ell", "correlation", "num_bessel",
+        "num_cutoff_basis", "mlp_hidden", "radial_hidden", "batch_size", "epochs", "patience", "r_max", "lr",
+        "ema_decay", "clip")}
     hp["readout"] = kit_readout.choose(ctx, positions=True, allowed=READOUTS)
     if hp["dtype"] not in DTYPES:
         raise ValueError(f"dtype {hp['dtype']!r}: choose float32 or float64")

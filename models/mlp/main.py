@@ -38,7 +38,7 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
         features = StandardScaler().fit(X_train)
         # Clip train and test features alike: a descriptor far outside the train bulk (heavy-tailed train
         # columns, OOD molecules) must not blow up, and the network must see the same range in both.
-        limit = float(ctx.param("clip_sd", 50.0))
+        limit = ctx.param("clip_sd")
         X_train, n_train_clipped = clip_standardised(features.transform(X_train), limit)
         X_test, n_test_clipped = clip_standardised(features.transform(X_test), limit)
         if n_train_clipped or n_test_clipped:
@@ -57,10 +57,10 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     va_t = torch.as_tensor(va, device=device)
 
     torch.manual_seed(ctx.seed)
-    model = build(X_train.shape[1], int(ctx.param("hidden", 300)), int(ctx.param("layers", 2))).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(ctx.param("lr", 1e-3)),
-                                 weight_decay=float(ctx.param("weight_decay", 0.0)))
-    batch_size = int(ctx.param("batch_size", 64))
+    model = build(X_train.shape[1], ctx.param("hidden"), ctx.param("layers")).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=ctx.param("lr"),
+                                 weight_decay=ctx.param("weight_decay"))
+    batch_size = ctx.param("batch_size")
 
     def step(idx: np.ndarray) -> torch.Tensor:
         rows = tr_t[torch.as_tensor(idx, device=device)]
@@ -70,12 +70,11 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
         return torch_loop.predict_in_batches(lambda i: model(Xt[va_t[torch.as_tensor(i, device=device)]]),
                                              len(va), 4096)
 
-    patience = ctx.param("patience", 30)
     with ctx.stopwatch("train"):
         result = torch_loop.fit(
             model, optimizer, step, predict_val, y_val=z[va], n_train=len(tr), batch_size=batch_size,
-            epochs=int(ctx.param("epochs", 200)), seed=ctx.seed,
-            patience=None if patience in (None, 0) else int(patience),
+            epochs=ctx.param("epochs"), seed=ctx.seed,
+            patience=ctx.param("patience") or None,  # 0 = no early stopping
         )
     with ctx.stopwatch("predict"):
         model.eval()

@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import boom_kit
-from boom_kit.tokenize import checkpoint_label, fine_tune, fit_tokenizer, load_pretrained, save_vocab
+from boom_kit.checkpoints import checkpoint_label, load_pretrained
+from boom_kit.sequence_recipe import fine_tune
+from boom_kit.tokenize import fit_tokenizer, save_vocab
 
 PRETRAINING_HEADS = ("head.", "decoder.", "classifier.")
 
@@ -21,8 +23,8 @@ def build(param: Callable[[str, Any], Any], train_smiles: list[str], vocab_path:
     """(encoder, tokenizer, info): a fresh ModernBERT on a train-only vocabulary, or a pretrained one."""
     from transformers import ModernBertConfig, ModernBertModel
 
-    max_length = int(param("max_length", 256))
-    source = param("pretrained", None)
+    max_length = param("max_length")
+    source = param("pretrained")
     attn = "sdpa"
     if source:
         encoder, tokenizer, dropped = load_pretrained(ModernBertModel, str(source), allowed_unexpected=PRETRAINING_HEADS,
@@ -31,12 +33,12 @@ def build(param: Callable[[str, Any], Any], train_smiles: list[str], vocab_path:
             save_vocab(tokenizer.get_vocab(), vocab_path)
         return encoder.float(), tokenizer, {"pretrained": checkpoint_label(str(source)), "dropped_head_weights": len(dropped)}
     tokenizer = fit_tokenizer(train_smiles, vocab_path, model_max_length=max_length)
-    dropout = float(param("dropout", 0.0))
+    dropout = param("dropout")
     config = ModernBertConfig(
-        vocab_size=len(tokenizer), hidden_size=int(param("hidden_size", 512)),
-        intermediate_size=int(param("intermediate_size", 1536)), num_hidden_layers=int(param("num_layers", 12)),
-        num_attention_heads=int(param("num_heads", 8)), max_position_embeddings=max_length,
-        local_attention=int(param("local_attention", 128)), attention_dropout=dropout, mlp_dropout=dropout,
+        vocab_size=len(tokenizer), hidden_size=param("hidden_size"),
+        intermediate_size=param("intermediate_size"), num_hidden_layers=param("num_layers"),
+        num_attention_heads=param("num_heads"), max_position_embeddings=max_length,
+        local_attention=param("local_attention"), attention_dropout=dropout, mlp_dropout=dropout,
         embedding_dropout=dropout, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
         cls_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, sep_token_id=tokenizer.sep_token_id,
     )
@@ -46,7 +48,7 @@ def build(param: Callable[[str, Any], Any], train_smiles: list[str], vocab_path:
 
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     encoder, tokenizer, info = build(ctx.param, ctx.train["smiles"].tolist(), ctx.artefact("vocab.json"))
-    return fine_tune(ctx, encoder, tokenizer, info, pooling="mean", dropout_key="head_dropout")
+    return fine_tune(ctx, encoder, tokenizer, info, dropout_key="head_dropout")
 
 
 if __name__ == "__main__":

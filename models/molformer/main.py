@@ -13,24 +13,26 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import boom_kit
-from boom_kit.tokenize import checkpoint_label, fine_tune, fit_tokenizer, load_pretrained, save_vocab
+from boom_kit.checkpoints import checkpoint_label, load_pretrained
+from boom_kit.sequence_recipe import fine_tune
+from boom_kit.tokenize import fit_tokenizer, save_vocab
 from molformer_model import MolformerConfig, MolformerModel
 
 
 def build(param: Callable[[str, Any], Any], train_smiles: list[str], vocab_path: Any = None) -> tuple[Any, Any, dict]:
     """(encoder, tokenizer, info): a fresh MoLFormer on a train-only vocabulary, or a saved one."""
-    source = param("pretrained", None)
+    source = param("pretrained")
     if source:
         encoder, tokenizer, _ = load_pretrained(MolformerModel, str(source))
         if vocab_path is not None:
             save_vocab(tokenizer.get_vocab(), vocab_path)
         return encoder.float(), tokenizer, {"pretrained": checkpoint_label(str(source))}
-    tokenizer = fit_tokenizer(train_smiles, vocab_path, model_max_length=int(param("max_length", 202)))
+    tokenizer = fit_tokenizer(train_smiles, vocab_path, model_max_length=param("max_length"))
     config = MolformerConfig(
-        vocab_size=len(tokenizer), hidden_size=int(param("hidden_size", 768)), num_hidden_layers=int(param("num_layers", 12)),
-        num_attention_heads=int(param("num_heads", 12)), intermediate_size=int(param("intermediate_size", 768)),
-        num_random_features=int(param("num_random_features", 32)),
-        embedding_dropout_prob=float(param("embedding_dropout", 0.2)), hidden_dropout_prob=float(param("dropout", 0.1)),
+        vocab_size=len(tokenizer), hidden_size=param("hidden_size"), num_hidden_layers=param("num_layers"),
+        num_attention_heads=param("num_heads"), intermediate_size=param("intermediate_size"),
+        num_random_features=param("num_random_features"),
+        embedding_dropout_prob=param("embedding_dropout"), hidden_dropout_prob=param("dropout"),
         pad_token_id=tokenizer.pad_token_id,
     )
     return MolformerModel(config), tokenizer, {"pretrained": None}
@@ -38,7 +40,7 @@ def build(param: Callable[[str, Any], Any], train_smiles: list[str], vocab_path:
 
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     encoder, tokenizer, info = build(ctx.param, ctx.train["smiles"].tolist(), ctx.artefact("vocab.json"))
-    return fine_tune(ctx, encoder, tokenizer, info, pooling="mean")
+    return fine_tune(ctx, encoder, tokenizer, info)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from typing import Any, Callable
 import numpy as np
 
 import boom_kit
-from boom_kit.tokenize import CheckpointError, MASK, checkpoint_label, fit_tokenizer, load_pretrained, save_vocab
+from boom_kit.checkpoints import CheckpointError, checkpoint_label, load_pretrained
+from boom_kit.tokenize import MASK, fit_tokenizer, save_vocab
 from boom_kit.torch_loop import count_parameters, fit, predict_in_batches
 
 INTEGER_PLACES = 2  # |z| < 100 train standard deviations
@@ -98,7 +99,7 @@ def encode(tokenizer: Any, selfies: list[str], values: np.ndarray | None, max_le
 def build(param: Callable[[str, Any], Any], train_selfies: list[str], vocab_path: Any = None) -> tuple[Any, Any, dict]:
     from transformers import XLNetConfig, XLNetLMHeadModel
 
-    source = param("pretrained", None)
+    source = param("pretrained")
     if source:
         model, tokenizer, _ = load_pretrained(XLNetLMHeadModel, str(source))
         lacking = [t for t in PROPERTY_TOKENS if t not in tokenizer.get_vocab()]
@@ -109,8 +110,8 @@ def build(param: Callable[[str, Any], Any], train_selfies: list[str], vocab_path
         return model.float(), tokenizer, {"pretrained": checkpoint_label(str(source))}
     tokenizer = fit_tokenizer(train_selfies, vocab_path, extra_tokens=PROPERTY_TOKENS)
     config = XLNetConfig(
-        vocab_size=len(tokenizer), d_model=int(param("d_model", 256)), n_layer=int(param("num_layers", 32)),
-        n_head=int(param("num_heads", 16)), d_inner=int(param("d_inner", 1024)), dropout=float(param("dropout", 0.1)),
+        vocab_size=len(tokenizer), d_model=param("d_model"), n_layer=param("num_layers"),
+        n_head=param("num_heads"), d_inner=param("d_inner"), dropout=param("dropout"),
         mem_len=None, use_mems_eval=False, use_mems_train=False, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
     )
@@ -120,7 +121,7 @@ def build(param: Callable[[str, Any], Any], train_selfies: list[str], vocab_path
 def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     import torch
 
-    device, max_length = ctx.device, int(ctx.param("max_length", 320))
+    device, max_length = ctx.device, ctx.param("max_length")
     with ctx.stopwatch("featurise"):
         train_sf, test_sf = to_selfies(ctx.train["smiles"].tolist()), to_selfies(ctx.test["smiles"].tolist())
     keep = np.array([s is not None for s in train_sf])
@@ -169,10 +170,10 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
         choice = torch.stack([lg.argmax(-1) for lg in slot_logits(all_ids, all_att, rows)], dim=1)
         return torch.tensor(decode(choice.cpu().numpy()))
 
-    batch_size, epochs = int(ctx.param("batch_size", 16)), int(ctx.param("epochs", 50))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(ctx.param("lr", 1e-4)), weight_decay=float(ctx.param("weight_decay", 0.01)))
+    batch_size, epochs = ctx.param("batch_size"), ctx.param("epochs")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=ctx.param("lr"), weight_decay=ctx.param("weight_decay"))
     total = max(1, epochs * int(np.ceil(len(tr) / batch_size)))
-    n_warm = int(float(ctx.param("warmup", 0.05)) * total)
+    n_warm = int(ctx.param("warmup") * total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / max(1, n_warm) if s < n_warm else max(0.0, (total - s) / max(1, total - n_warm)))
     with ctx.stopwatch("train"):

@@ -15,11 +15,11 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
         X_train, X_test, columns = train_test_descriptors(ctx.train["smiles"], ctx.test["smiles"], ctx.task.threads,
                                                            note=ctx.note)
     scaler = boom_kit.TargetScaler().fit(ctx.train["y"].to_numpy())
-    max_features = ctx.param("max_features", "sqrt")
+    max_features = ctx.param("max_features")
     forest = RandomForestRegressor(
-        n_estimators=int(ctx.param("n_estimators", 500)),
+        n_estimators=ctx.param("n_estimators"),
         max_features=max_features if max_features in ("sqrt", "log2") else float(max_features),
-        min_samples_leaf=int(ctx.param("min_samples_leaf", 1)),
+        min_samples_leaf=ctx.param("min_samples_leaf"),
         random_state=ctx.seed,
         n_jobs=ctx.task.threads,
     )

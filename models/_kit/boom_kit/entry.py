@@ -21,7 +21,7 @@ import pandas as pd
 
 from boom_schema import ModelReport, Task, Timings, validate_predictions
 from boom_schema.predictions import write_predictions
-from boom_kit import accelerator
+from boom_kit import accelerator, params
 from boom_kit.runtime import Stopwatch, resolve_device, seed_everything, set_threads, versions
 
 
@@ -49,14 +49,20 @@ class Context:
     stopwatch: Stopwatch
     notes: list[str] = field(default_factory=list)
     artefacts: list[str] = field(default_factory=list)
+    defaults: Optional[dict[str, Any]] = None  # model.yaml's defaults: the names param() accepts and their types
 
     @property
     def seed(self) -> int:
         return self.task.seed
 
-    def param(self, name: str, default: Any = None) -> Any:
-        """A hyperparameter from the task (spec defaults merged with --set overrides)."""
-        return self.task.hyperparameters.get(name, default)
+    def param(self, name: str) -> Any:
+        """A hyperparameter from the task (spec defaults merged with --set overrides), typed like its default
+        in model.yaml; a name model.yaml does not declare is an error (:mod:`boom_kit.params`)."""
+        return params.lookup(self.task.hyperparameters, self.defaults, name, self.task.model)
+
+    def declares(self, name: str) -> bool:
+        """Whether model.yaml declares ``name`` (for the few knobs a model may leave out, e.g. precision)."""
+        return name in (self.task.hyperparameters if self.defaults is None else self.defaults)
 
     def artefact(self, name: str) -> Path:
         """Path for an extra output file; it is listed in the model report."""
@@ -77,14 +83,19 @@ def _read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
     return df[list(columns)]
 
 
-def load_context(task_path: str | Path) -> Context:
-    """Read the task and its input tables; seeds and threads are set before anything else."""
+def load_context(task_path: str | Path, entry_script: Optional[str | Path] = None) -> Context:
+    """Read the task and its input tables; seeds and threads are set before anything else.
+
+    The hyperparameters' declared names and types come from the model.yaml beside ``entry_script``
+    (default: the running script, ``sys.argv[0]``)."""
     task = Task.model_validate_json(Path(task_path).read_text())
+    defaults = params.spec_defaults(entry_script)
     set_threads(task.threads)
     seed_everything(task.seed)
     train = _read_table(task.path("train"), ["mol_id", "smiles", "y"])
     test = _read_table(task.path("test"), ["mol_id", "smiles"])  # blind: ID and OOD together, shuffled
-    return Context(task=task, train=train, test=test, device=resolve_device(task.device), stopwatch=Stopwatch())
+    return Context(task=task, train=train, test=test, device=resolve_device(task.device), stopwatch=Stopwatch(),
+                   defaults=defaults)
 
 
 def finish(ctx: Context, out: Output, packages: Sequence[str], started: float) -> None:
@@ -121,7 +132,7 @@ def run(fit_predict: Callable[[Context], Output], packages: Sequence[str] = ()) 
     started = time.perf_counter()
     try:
         ctx = load_context(sys.argv[1])
-        accelerator.configure(ctx.device, ctx.param("precision"))
+        accelerator.configure(ctx.device, ctx.param("precision") if ctx.declares("precision") else None)
         out = fit_predict(ctx)
         finish(ctx, out, packages, started)
     except Exception as exc:  # the orchestrator records this line as the reason

@@ -417,7 +417,7 @@ class GraphRegressor(nn.Module):
 
 
 def train_and_predict(ctx, make_encoder: Callable[[int], nn.Module], with_geometry: bool,
-                      with_pairs: bool = False, default_epochs: int = 20):
+                      with_pairs: bool = False):
     """The shared recipe of the graph models; returns a ``boom_kit.Output``.
 
     Graphs from SMILES (topological) or tied to the task's geometries; the readout from the task;
@@ -429,9 +429,9 @@ def train_and_predict(ctx, make_encoder: Callable[[int], nn.Module], with_geomet
     from boom_kit import readout, torch_loop
     from boom_kit.geometry import read_extxyz
 
-    hidden = int(ctx.param("hidden", 64))
-    epochs = int(ctx.param("epochs", default_epochs))
-    batch_size = int(ctx.param("batch_size", 32))
+    hidden = ctx.param("hidden")
+    epochs = ctx.param("epochs")
+    batch_size = ctx.param("batch_size")
     mode = readout.choose(ctx, positions=with_geometry)
     with ctx.stopwatch("featurise"):
         geoms = read_extxyz(ctx.task.path("geometries")) if with_geometry else None
@@ -457,9 +457,9 @@ def train_and_predict(ctx, make_encoder: Callable[[int], nn.Module], with_geomet
     device = ctx.device
     model = GraphRegressor(make_encoder(hidden), hidden, mode, atom_scale=atom_scale,
                            extent_scale=extent_scale).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(ctx.param("lr", 1e-3)),
-                                  weight_decay=float(ctx.param("weight_decay", 0.01)))
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=float(ctx.param("lr_decay", 0.99)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=ctx.param("lr"),
+                                  weight_decay=ctx.param("weight_decay"))
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=ctx.param("lr_decay"))
     z_t = torch.as_tensor(z, dtype=torch.float32, device=device)
 
     def step(idx: np.ndarray) -> torch.Tensor:
@@ -469,13 +469,11 @@ def train_and_predict(ctx, make_encoder: Callable[[int], nn.Module], with_geomet
     def predict_rows(gset: GraphSet, rows: np.ndarray) -> np.ndarray:
         return torch_loop.predict_in_batches(lambda i: model(gset.batch(rows[i], device)), len(rows), max(batch_size, 64))
 
-    patience = ctx.param("patience", None)
-    clip = ctx.param("clip", 10.0)
     with ctx.stopwatch("train"):
         result = torch_loop.fit(
             model, optimizer, step, lambda: predict_rows(train_set, va), z[va], n_train=len(tr),
             batch_size=batch_size, epochs=epochs, seed=ctx.seed, scheduler=scheduler, scheduler_per="epoch",
-            patience=int(patience) if patience else None, clip=float(clip) if clip else None,
+            patience=ctx.param("patience") or None, clip=ctx.param("clip") or None,
             log=lambda s: print(s, flush=True))
     with ctx.stopwatch("predict"):
         z_test = predict_rows(test_set, np.arange(len(test_set)))

@@ -1,20 +1,18 @@
 """Point clouds for 3D-geometry models: molecules as (elements, positions), batched flat or padded.
 
-Shared by the geometry transformers (``et``, ``graphormer3d``): one table of every molecule's atoms
-built once from :func:`boom_kit.geometry.read_extxyz`, cheap batch assembly (flat atoms + ``batch``
-vector for message passing, or padded ``(B, N)`` tensors with a mask for dense attention), element counts,
-scatter sums in plain torch (no torch-scatter), centres of mass, the readout's fit on the training molecules
-(``boom_kit.readout``), the warmup/cosine learning-rate schedule, and the fallback for molecules without a
-geometry.
+Shared by the geometry transformers (``et``, ``graphormer3d``) and the readout: one table of every
+molecule's atoms built once from :func:`boom_kit.geometry.read_extxyz`, cheap batch assembly (flat atoms +
+``batch`` vector for message passing, or padded ``(B, N)`` tensors with a mask for dense attention), element
+counts, scatter sums in plain torch (no torch-scatter), centres of mass, random rotations for invariance tests.
+Their training recipe is :mod:`boom_kit.pointcloud_recipe`.
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
 
-from boom_kit.geometry import ELEMENTS, Geometry, missing_geometries, read_extxyz
+from boom_kit.geometry import ELEMENTS, Geometry
 
 # Standard atomic weights (u) of ELEMENTS, for centres of mass.
 MASSES = {"H": 1.008, "C": 12.011, "N": 14.007, "O": 15.999, "F": 18.998}
@@ -86,28 +84,6 @@ class PointClouds:
         return z_t, torch.as_tensor(pos, device=device), z_t > 0
 
 
-def load_point_clouds(ctx) -> tuple[PointClouds, PointClouds]:
-    """Train and test point clouds of a geometry3d task; missing geometries are noted on ``ctx``."""
-    geometries = read_extxyz(ctx.task.path("geometries"))
-    train = PointClouds(ctx.train["mol_id"].tolist(), geometries)
-    test = PointClouds(ctx.test["mol_id"].tolist(), geometries)
-    miss_train = missing_geometries(train.mol_ids, geometries)
-    miss_test = missing_geometries(test.mol_ids, geometries)
-    if miss_train:
-        ctx.note(f"{len(miss_train)} training molecules have no 3D geometry and are left out of training")
-    if miss_test:
-        ctx.note(f"{len(miss_test)} test molecules have no 3D geometry and are predicted with the train mean")
-    return train, test
-
-
-def fit_readout(mode: str, pc: PointClouds, rows: np.ndarray, y: np.ndarray):
-    """(scaler, atom_scale, extent_scale) of readout ``mode`` fit on the training molecules ``rows`` only."""
-    from boom_kit import readout
-
-    rows = np.asarray(rows, dtype=np.int64)
-    return readout.fit_readout(mode, np.asarray(y, dtype=np.float64)[rows], *pc.molecules(rows))
-
-
 def scatter_sum(src, index, n: int):
     """Sum rows of ``src`` into ``n`` groups given by ``index`` (plain torch index_add)."""
     import torch
@@ -122,28 +98,6 @@ def centre_of_mass(element, pos, batch, n: int):
 
     mass = torch.as_tensor(MASS_TABLE, dtype=pos.dtype, device=pos.device)[element].unsqueeze(-1)
     return scatter_sum(mass * pos, batch, n) / scatter_sum(mass, batch, n)
-
-
-def warmup_cosine(optimizer, total_steps: int, warmup_steps: int):
-    """LambdaLR: linear warmup to the base lr, then cosine decay to zero (stepped once per batch)."""
-    import torch
-
-    warmup_steps = max(1, min(warmup_steps, total_steps // 2))
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def with_fallback(pred: np.ndarray, has_geometry: np.ndarray, fallback: float) -> np.ndarray:
-    """Scatter predictions of the molecules with a geometry into a full array, ``fallback`` elsewhere."""
-    out = np.full(len(has_geometry), float(fallback), dtype=np.float64)
-    out[has_geometry] = pred
-    return out
 
 
 def random_rotation(seed: int) -> np.ndarray:

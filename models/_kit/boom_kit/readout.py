@@ -63,7 +63,7 @@ def describe(tasks: Iterable[str], positions: bool = True) -> str:
 def choose(ctx, positions: bool = True, allowed: Sequence[str] = READOUTS) -> str:
     """The readout of this run: the table's (``readout: auto``) or a declared override, which is noted."""
     physical = physical_readout(ctx.task.property, positions)
-    requested = str(ctx.param("readout", "auto"))
+    requested = ctx.param("readout")
     if requested == "auto":
         if physical != physical_readout(ctx.task.property, positions=True):
             ctx.note(f"{ctx.task.property} without coordinates: {physical} readout of per-atom outputs")

@@ -8,6 +8,7 @@ scripts predicted with the last epoch's weights or picked checkpoints on the tes
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -128,3 +129,18 @@ def predict_in_batches(fn: Callable[[np.ndarray], Any], n: int, batch_size: int)
         for idx in batches(n, batch_size, None):
             outs.append(np.asarray(fn(idx).detach().cpu().double()).reshape(-1))
     return np.concatenate(outs) if outs else np.zeros(0)
+
+
+def warmup_cosine(optimizer, total_steps: int, warmup_steps: int):
+    """LambdaLR: linear warmup to the base lr, then cosine decay to zero (stepped once per batch)."""
+    import torch
+
+    warmup_steps = max(1, min(warmup_steps, total_steps // 2))
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
