@@ -26,6 +26,32 @@ def test_ten_properties():
     assert {p.dataset for p in PROPERTIES.values()} == {"10k_csd", "qm9"}
 
 
+def test_property_name_type_lists_the_ten_properties_and_guards_every_property_field():
+    from typing import get_args
+
+    from pydantic import ValidationError
+
+    from boom_schema import PropertyName, RunRecord, Scores, Task
+
+    assert get_args(PropertyName) == tuple(PROPERTIES)
+    for model in (Task, RunRecord, Scores):
+        schema = model.model_json_schema()["properties"]["property"]
+        assert schema["enum"] == list(PROPERTIES), model.__name__
+    task = dict(run_id="r", model="rf", dataset="10k_csd", property="density", unit="g/cm^3", readout="mean",
+                input_dir="/in", output_dir="/out")
+    assert Task.model_validate(task).property == "density"
+    with pytest.raises(ValidationError, match="property"):
+        Task.model_validate({**task, "property": "colour"})
+
+
+def test_image_kind_defaults_to_torch_and_refuses_others(tmp_path):
+    spec = load_spec(_spec(tmp_path, MINIMAL.format(name="demo")))
+    assert spec.image.value == "torch"
+    assert load_spec(_spec(tmp_path, MINIMAL.format(name="lean") + "image: base\n", "lean")).image.value == "base"
+    with pytest.raises(SpecError, match="field 'image'"):
+        load_spec(_spec(tmp_path, MINIMAL.format(name="odd") + "image: cuda\n", "odd"))
+
+
 def _spec(tmp_path: Path, text: str, name: str = "demo") -> Path:
     folder = tmp_path / name
     folder.mkdir()
@@ -61,7 +87,6 @@ def test_every_model_folder_has_a_valid_spec_and_entrypoint():
     assert "rf" in models
     for name, entry in models.items():
         assert entry.entrypoint.exists(), f"{name}: entry point {entry.spec.entrypoint} missing"
-        assert (entry.folder / "Dockerfile").exists(), f"{name}: Dockerfile missing"
         assert (entry.folder / "requirements.txt").exists(), f"{name}: requirements.txt missing"
 
 

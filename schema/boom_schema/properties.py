@@ -15,6 +15,8 @@ from pydantic import Field
 from boom_schema.base import Contract
 
 DatasetName = Literal["10k_csd", "qm9"]
+# The ten property names, the type of every `property` field of the contract (Task, RunRecord, Scores).
+PropertyName = Literal["density", "hof", "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "cv"]
 
 
 class Readout(str, Enum):
@@ -28,7 +30,7 @@ class Readout(str, Enum):
 class PropertyInfo(Contract):
     """One BOOM task: a property of one dataset."""
 
-    name: str = Field(description="Short property name used on the command line, e.g. 'density'.")
+    name: PropertyName = Field(description="Short property name used on the command line, e.g. 'density'.")
     dataset: DatasetName
     unit: str
     description: str

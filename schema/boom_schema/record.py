@@ -13,6 +13,7 @@ from typing import Any, Optional
 from pydantic import Field
 
 from boom_schema.base import Contract
+from boom_schema.properties import PropertyName
 from boom_schema.spec import Scalar
 from boom_schema.version import CONTRACT_VERSION
 
@@ -60,7 +61,7 @@ class RunRecord(Contract):
     run_id: str
     model: str
     dataset: str
-    property: str
+    property: PropertyName
     seed: int
     status: RunStatus
     reason: Optional[str] = Field(None, description="One line saying why a run failed.")

@@ -37,6 +37,14 @@ class GpuUse(str, Enum):
     REQUIRED = "required"
 
 
+class ImageKind(str, Enum):
+    """The shared image a model's image is built on (``models/_base/model.Dockerfile``): ``base`` (Python, the
+    scientific stack, RDKit, boom-schema, boom-kit) or ``torch`` (the base plus the pinned torch)."""
+
+    BASE = "base"
+    TORCH = "torch"
+
+
 class Resources(Contract):
     """Resource hints used by the runners (memory/CPU limits, wall-clock timeout)."""
 
@@ -65,6 +73,9 @@ class ModelSpec(Contract):
         default_factory=dict, description="Overrides for the tiny CPU smoke run (e.g. epochs: 1)."
     )
     gpu: GpuUse = GpuUse.NO
+    image: ImageKind = Field(
+        ImageKind.TORCH, description="Shared image the model's image is built on: 'torch' (default: most models) "
+        "or 'base' (no torch). A Dockerfile in the model folder, when present, is used instead of the template.")
     resources: Resources = Field(default_factory=Resources)
     seeds: int = Field(1, ge=1, description="Seeds run per task by default in the matrix.")
     pretrained: Optional[str] = Field(

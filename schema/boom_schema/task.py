@@ -13,7 +13,7 @@ from typing import Literal, Optional
 from pydantic import Field
 
 from boom_schema.base import Contract
-from boom_schema.properties import DatasetName, Readout
+from boom_schema.properties import DatasetName, PropertyName, Readout
 from boom_schema.spec import Scalar
 from boom_schema.version import CONTRACT_VERSION
 
@@ -37,7 +37,7 @@ class Task(Contract):
     run_id: str
     model: str
     dataset: DatasetName
-    property: str
+    property: PropertyName
     unit: str
     readout: Readout = Field(description="Physically motivated readout for this property.")
     input_dir: str = Field(description="Read-only folder with the task's input files.")

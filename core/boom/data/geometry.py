@@ -4,28 +4,30 @@ qm9: the DFT coordinates shipped by qm9pack (atom order as in QM9's xyz files). 
 embedding + MMFF optimisation with explicit hydrogens, seeded, in parallel, cached one file per
 molecule, so every geometry model sees the same conformers; atom order is RDKit's order of the SMILES
 with hydrogens added.  Molecules whose embedding fails are listed, never dropped silently: models still
-predict them (the kit falls back and notes it), and coverage is in the dataset manifest.
+predict them (the kit falls back and notes it), and coverage is in the dataset manifest.  The file format and
+the :class:`~boom_schema.geometry.Geometry` type are the contract's (``boom_schema.geometry``).
 """
 from __future__ import annotations
 
 import ast
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
 from tqdm import tqdm
 
+from boom_schema.geometry import Geometry, frame_text, read_extxyz
+
 CONFORMER_SEED = 42
-Geometry = tuple[list[str], list[tuple[float, float, float]]]
 
 
 def parse_qm9(elements: str, xyz: str) -> Geometry:
     """qm9pack stores Python-literal lists (not always valid JSON): parse with ast.literal_eval."""
-    symbols = [str(s) for s in ast.literal_eval(elements)]
-    coords = [tuple(float(v) for v in row) for row in ast.literal_eval(xyz)]
+    symbols = tuple(str(s) for s in ast.literal_eval(elements))
+    coords = tuple(tuple(float(v) for v in row) for row in ast.literal_eval(xyz))
     if len(symbols) != len(coords):
         raise ValueError(f"{len(symbols)} elements but {len(coords)} coordinates")
-    return symbols, coords  # type: ignore[return-value]
+    return Geometry(symbols, coords)
 
 
 def embed(smiles: str, seed: int = CONFORMER_SEED) -> Optional[Geometry]:
@@ -50,25 +52,7 @@ def embed(smiles: str, seed: int = CONFORMER_SEED) -> Optional[Geometry]:
     except Exception:
         pass  # keep the ETKDG geometry
     pos = mol.GetConformer().GetPositions()
-    return [a.GetSymbol() for a in mol.GetAtoms()], [tuple(map(float, p)) for p in pos]  # type: ignore[misc]
-
-
-def _xyz_text(mol_id: str, geom: Geometry) -> str:
-    symbols, coords = geom
-    lines = [str(len(symbols)), f'Properties=species:S:1:pos:R:3 mol_id={mol_id} pbc="F F F"']
-    lines += [f"{s} {x:.8f} {y:.8f} {z:.8f}" for s, (x, y, z) in zip(symbols, coords)]
-    return "\n".join(lines) + "\n"
-
-
-def _read_one(path: Path) -> Geometry:
-    lines = path.read_text().splitlines()
-    n = int(lines[0])
-    symbols, coords = [], []
-    for line in lines[2 : 2 + n]:
-        s, x, y, z = line.split()
-        symbols.append(s)
-        coords.append((float(x), float(y), float(z)))
-    return symbols, coords  # type: ignore[return-value]
+    return Geometry(tuple(a.GetSymbol() for a in mol.GetAtoms()), tuple(tuple(map(float, p)) for p in pos))
 
 
 def _embed_to_cache(args: tuple[str, str, str]) -> bool:
@@ -79,7 +63,7 @@ def _embed_to_cache(args: tuple[str, str, str]) -> bool:
         target.with_suffix(".failed").write_text(smiles + "\n")
         return False
     tmp = target.with_suffix(".part")
-    tmp.write_text(_xyz_text(mol_id, geom))
+    tmp.write_text(frame_text(mol_id, geom))
     tmp.replace(target)
     return True
 
@@ -101,20 +85,8 @@ def conformers(mol_ids: Sequence[str], smiles: Sequence[str], cache: Path, worke
     for m in mol_ids:
         path = cache / f"{m}.xyz"
         if path.exists():
-            geoms[m] = _read_one(path)
+            geoms[m] = read_extxyz(path)[m]
         else:
             failed.append(m)
     return geoms, failed
 
-
-def write_extxyz(path: Path, items: Iterable[tuple[str, Geometry]]) -> int:
-    """Write frames ``(mol_id, geometry)`` to one extended XYZ file; returns the frame count."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    n = 0
-    with tmp.open("w") as fh:
-        for mol_id, geom in items:
-            fh.write(_xyz_text(mol_id, geom))
-            n += 1
-    tmp.replace(path)
-    return n

@@ -2,7 +2,8 @@
 
 A task folder holds ``train.csv`` (mol_id, smiles, y), one blind ``test.csv`` (mol_id, smiles: the ID and
 OOD molecules together in a seeded shuffled order, no labels, nothing that names or orders them by split)
-and, for geometry models, ``geometries.extxyz``.  Folders are content-addressed (split, subsets, geometry)
+and, for geometry models, ``geometries.extxyz``; all three are written through ``boom_schema`` (the readers models
+use check the same rules).  Folders are content-addressed (split, subsets, geometry)
 and shared by every run of that task, so they are built once and can be mounted read-only into containers.
 The split is checked against the pinned benchmark digest every time it is read.
 """
@@ -16,7 +17,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from boom_schema import PROPERTIES, TaskFiles
+from boom_schema import PROPERTIES, TaskFiles, write_extxyz, write_test, write_train
 from boom import paths
 from boom.data import geometry, pinned
 from boom.data.prepare import dataset_dir, prepare
@@ -90,11 +91,11 @@ def _geometries(dataset: str, df: pd.DataFrame, target: Path, workers: int) -> l
     if dataset == "qm9":
         src = pd.read_csv(dataset_dir("qm9") / "qm9_geometry_source.csv", dtype={"mol_id": str}).set_index("mol_id")
         rows = src.loc[df["mol_id"]]
-        geometry.write_extxyz(target, ((m, geometry.parse_qm9(e, x)) for m, e, x in zip(rows.index, rows["elements"], rows["xyz"])))
+        write_extxyz(target, ((m, geometry.parse_qm9(e, x)) for m, e, x in zip(rows.index, rows["elements"], rows["xyz"])))
         return []
     geoms, failed = geometry.conformers(df["mol_id"].tolist(), df["smiles"].tolist(),
                                         dataset_dir(dataset) / "conformers", workers=workers)
-    geometry.write_extxyz(target, ((m, geoms[m]) for m in df["mol_id"] if m in geoms))
+    write_extxyz(target, ((m, geoms[m]) for m in df["mol_id"] if m in geoms))
     return failed
 
 
@@ -121,8 +122,10 @@ def build(prop: str, subset: Optional[int] = None, with_geometry: bool = False, 
     done = folder / "done.json"
     if not done.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        df.loc[df["split"] == "train", ["mol_id", "smiles", "y"]].to_csv(folder / files.train, index=False, float_format="%.17g")
-        blind_test(df).to_csv(folder / files.test, index=False)
+        train = df.loc[df["split"] == "train"]
+        write_train(folder / files.train, train["mol_id"].tolist(), train["smiles"].tolist(), train["y"].tolist())
+        test = blind_test(df)
+        write_test(folder / files.test, test["mol_id"].tolist(), test["smiles"].tolist())
         failed: list[str] = []
         if with_geometry:  # molecule order: train and test interleaved as in the dataset, no split named
             failed = _geometries(info.dataset, df, folder / "geometries.extxyz", workers)

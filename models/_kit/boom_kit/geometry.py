@@ -3,60 +3,27 @@
 The data layer writes ``geometries.extxyz`` with one frame per molecule and ``mol_id=...`` in each
 comment line (qm9: QM9's DFT coordinates; 10k_csd: seeded ETKDG/MMFF conformers in RDKit's atom order
 of the SMILES with explicit hydrogens).  Molecules whose embedding failed have no frame: a model must
-still predict them and say so (``missing_geometries`` + ``ctx.note``).
+still predict them and say so (``missing_geometries`` + ``ctx.note``).  The file format, its checks and the
+:class:`Geometry` type are the contract's (``boom_schema.geometry``); this module gives positions as numpy arrays.
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
-# Full element table of both datasets (CHNO for 10k_csd, CHNOF for QM9): an OOD molecule with an element
-# unseen in train must not crash a model.
-ELEMENTS = ("H", "C", "N", "O", "F")
-ATOMIC_NUMBERS = {"H": 1, "C": 6, "N": 7, "O": 8, "F": 9}
-_MOL_ID = re.compile(r"mol_id=(\S+)")
+from boom_schema import geometry as schema_geometry
+from boom_schema.geometry import ATOMIC_NUMBERS, ELEMENTS, Geometry, GeometryFileError
 
-
-@dataclass(frozen=True)
-class Geometry:
-    symbols: tuple[str, ...]
-    positions: np.ndarray  # (n_atoms, 3), Angstrom
-
-    @property
-    def atomic_numbers(self) -> np.ndarray:
-        return np.array([ATOMIC_NUMBERS[s] for s in self.symbols], dtype=np.int64)
-
-    @property
-    def element_index(self) -> np.ndarray:
-        """Index into :data:`ELEMENTS` (for one-hot features)."""
-        return np.array([ELEMENTS.index(s) for s in self.symbols], dtype=np.int64)
+__all__ = ["ATOMIC_NUMBERS", "ELEMENTS", "Geometry", "GeometryFileError", "read_extxyz", "missing_geometries",
+           "radius_edges"]
 
 
 def read_extxyz(path: str | Path) -> dict[str, Geometry]:
-    """All frames of a task's geometry file, keyed by mol_id (fast, no ASE needed)."""
-    out: dict[str, Geometry] = {}
-    lines = Path(path).read_text().splitlines()
-    i = 0
-    while i < len(lines):
-        if not lines[i].strip():
-            i += 1
-            continue
-        n = int(lines[i])
-        m = _MOL_ID.search(lines[i + 1])
-        if m is None:
-            raise ValueError(f"{path}: frame at line {i + 1} has no mol_id in its comment line")
-        rows = [l.split() for l in lines[i + 2 : i + 2 + n]]
-        symbols = tuple(r[0] for r in rows)
-        unknown = set(symbols) - set(ELEMENTS)
-        if unknown:
-            raise ValueError(f"{path}: molecule {m.group(1)} has elements {sorted(unknown)} outside {ELEMENTS}")
-        out[m.group(1)] = Geometry(symbols, np.array([[float(v) for v in r[1:4]] for r in rows], dtype=np.float64))
-        i += 2 + n
-    return out
+    """All frames of a task's geometry file keyed by mol_id (``boom_schema.geometry`` checks the file), each
+    :class:`Geometry`'s positions as an ``(n_atoms, 3)`` float64 array."""
+    return {m: Geometry(g.symbols, np.array(g.positions, dtype=np.float64)) for m, g in schema_geometry.read_extxyz(path).items()}
 
 
 def missing_geometries(mol_ids: Iterable[str], geometries: dict[str, Geometry]) -> list[str]:
