@@ -2,10 +2,14 @@
 
 Two shared base images come from ``models/_base/``: ``boom-tte/base`` (Python, the pinned scientific
 stack, boom-schema, boom-kit, a non-root user) and ``boom-tte/base-torch`` (plus torch).  Each model image
-is ``models/<name>/Dockerfile`` built on one of them (its ``ARG BOOM_BASE=...`` default says which).
+is generated from one template, ``models/_base/model.Dockerfile`` (the base plus the folder's
+``requirements.txt`` and the folder itself), on the base its model.yaml names (``image: base | torch``).
+A folder with a Dockerfile of its own is built from that file instead (the escape hatch for a model that
+needs more); it gets the same ``BOOM_BASE`` build argument when it declares ``ARG BOOM_BASE``.
 
 Tags are ``boom-tte/<name>:<12 hex>`` where the hash covers everything that goes into the image: the
-model folder, the base definition, the schema, the kit, the constraints and the build arguments.  When
+model folder, the template (or the folder's own Dockerfile), the base definition, the schema, the kit,
+the constraints and the build arguments.  When
 that tag exists nothing is built; ``:latest`` is moved to the newest build so that compose and people
 typing ``docker run`` find it.  Build output goes to a log; a failure raises :class:`ImageBuildError`
 with a one-line reason (the orchestrator records it as the run's reason).
@@ -22,14 +26,19 @@ import time
 from pathlib import Path
 from typing import IO, Iterator, Optional
 
+from boom_schema import ImageKind
 from boom import paths
 from boom.hashing import sha256_file, sha256_json
 from boom.registry import ModelEntry
 
 PREFIX = "boom-tte"
 BASE_KINDS = ("base", "base-torch")
+BASE_OF = {ImageKind.BASE: "base", ImageKind.TORCH: "base-torch"}  # model.yaml's image -> base image kind
 DEFAULT_BASE_IMAGE = "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04"
-_BASE_ARG = re.compile(r"^\s*ARG\s+BOOM_BASE\s*=\s*\S*?boom-tte/(base(?:-torch)?)\b", re.M)
+TEMPLATE = Path("models") / "_base" / "model.Dockerfile"  # relative to the repository root
+BASE_DOCKERFILE = Path("models") / "_base" / "Dockerfile"
+_TEMPLATE_IN_CONTEXT = ".boom-model.Dockerfile"  # the template's name in a build context outside the checkout
+_BASE_ARG = re.compile(r"^\s*ARG\s+BOOM_BASE\b", re.M)
 _thread_locks: dict[str, threading.Lock] = {}
 _failed: dict[str, str] = {}  # tag -> reason: a failed build is not retried for every cell of a matrix
 _thread_locks_guard = threading.Lock()
@@ -88,18 +97,43 @@ def base_tag(kind: str = "base") -> str:
     return f"{PREFIX}/{kind}:{base_hash(kind)}"
 
 
+def template_path() -> Path:
+    return paths.repo_root() / TEMPLATE
+
+
+def own_dockerfile(entry: ModelEntry) -> Optional[Path]:
+    """The folder's own Dockerfile (which wins over the template), or None."""
+    path = entry.folder / "Dockerfile"
+    return path if path.is_file() else None
+
+
+def model_dockerfile(entry: ModelEntry) -> Path:
+    """The Dockerfile a model's image is built from: its own, else the shared template."""
+    return own_dockerfile(entry) or template_path()
+
+
 def model_base_kind(entry: ModelEntry) -> Optional[str]:
-    """Which shared base a model's Dockerfile builds on (None: its own FROM)."""
-    dockerfile = entry.folder / "Dockerfile"
-    if not dockerfile.exists():
+    """Which shared base a model's image builds on: the one its model.yaml names (None: an own Dockerfile
+    without ``ARG BOOM_BASE``, which has its own FROM)."""
+    own = own_dockerfile(entry)
+    if own is not None and not _BASE_ARG.search(own.read_text()):
         return None
-    m = _BASE_ARG.search(dockerfile.read_text())
-    return m.group(1) if m else None
+    return BASE_OF[entry.spec.image]
+
+
+def model_buildargs(entry: ModelEntry, base: Optional[str]) -> dict[str, str]:
+    """Build arguments of a model image: BOOM_BASE (the base's tag), and MODEL for the template."""
+    args = {"BOOM_BASE": base} if base else {}
+    if own_dockerfile(entry) is None:
+        args["MODEL"] = entry.name
+    return args
 
 
 def model_tag(entry: ModelEntry) -> str:
     kind = model_base_kind(entry)
-    h = sha256_json({"model": entry.content_hash(), "base": base_hash(kind) if kind else None})
+    own = own_dockerfile(entry)
+    h = sha256_json({"model": entry.content_hash(), "base": base_hash(kind) if kind else None,
+                     "template": None if own else sha256_file(template_path())})
     return f"{PREFIX}/{entry.name}:{h[:12]}"
 
 
@@ -151,9 +185,18 @@ def _write(log: Optional[IO[str]], text: str) -> None:
         log.flush()
 
 
+def _dockerfile_name(context: Path, dockerfile: Path) -> str:
+    """The Dockerfile's name inside the context (the template travels in the tar when it lies outside)."""
+    try:
+        return dockerfile.resolve().relative_to(context.resolve()).as_posix()
+    except ValueError:
+        return _TEMPLATE_IN_CONTEXT
+
+
 def build_context(context: Path, dockerfile: Path) -> IO[bytes]:
     """The build context as a tar: the folder minus ``.dockerignore``, minus the wheelhouses
-    (``models/_base/wheels*``) that this Dockerfile does not COPY.
+    (``models/_base/wheels*``) that this Dockerfile does not COPY.  A Dockerfile outside the folder (the
+    template, for test models in a temporary folder) is added to the tar.
 
     The torch wheelhouse alone is GBs and only base-torch copies it: sending it with every model build
     would cost more than the build.
@@ -168,8 +211,9 @@ def build_context(context: Path, dockerfile: Path) -> IO[bytes]:
         rel = wheelhouse.relative_to(context).as_posix()
         if wheelhouse.is_dir() and f"{rel}/" not in text:
             exclude.append(rel)
-    rel_dockerfile = dockerfile.relative_to(context).as_posix()
-    return utils.tar(str(context), exclude=exclude, dockerfile=(rel_dockerfile, None))
+    rel_dockerfile = _dockerfile_name(context, dockerfile)
+    inside = rel_dockerfile != _TEMPLATE_IN_CONTEXT
+    return utils.tar(str(context), exclude=exclude, dockerfile=(rel_dockerfile, None if inside else text))
 
 
 def build(docker_client, context: Path, dockerfile: Path, tag: str, buildargs: dict[str, str],
@@ -180,7 +224,7 @@ def build(docker_client, context: Path, dockerfile: Path, tag: str, buildargs: d
     last_lines: list[str] = []
     error = None
     try:
-        rel = dockerfile.relative_to(context).as_posix()
+        rel = _dockerfile_name(context, dockerfile)
         stream = docker_client.api.build(
             fileobj=build_context(context, dockerfile), custom_context=True, dockerfile=rel, tag=tag,
             buildargs=buildargs, rm=True, forcerm=True, decode=True, pull=False, nocache=nocache,
@@ -225,7 +269,7 @@ def ensure_base(kind: str = "base", log: Optional[IO[str]] = None, docker_client
                         "run `python tests/docker_support.py` and set BOOM_BASE_IMAGE=boom-tte/debian-rootfs:bookworm "
                         "BOOM_PIP_OFFLINE=1\n")
         try:
-            return build(docker_client, repo, repo / "models" / "_base" / "Dockerfile", tag, args, log)
+            return build(docker_client, repo, repo / BASE_DOCKERFILE, tag, args, log)
         except ImageBuildError as exc:
             if exists(docker_client, base_image()):
                 raise
@@ -236,7 +280,7 @@ def ensure_base(kind: str = "base", log: Optional[IO[str]] = None, docker_client
 def ensure_model(entry: ModelEntry, log: Optional[IO[str]] = None, docker_client=None) -> str:
     """The model's image, built (with its base) only when its content tag is missing."""
     docker_client = docker_client or client()
-    dockerfile = entry.folder / "Dockerfile"
+    dockerfile = model_dockerfile(entry)
     if not dockerfile.exists():
         raise ImageBuildError(f"image build failed for {entry.name}: {dockerfile} does not exist")
     tag = model_tag(entry)
@@ -248,7 +292,7 @@ def ensure_model(entry: ModelEntry, log: Optional[IO[str]] = None, docker_client
             return tag
         kind = model_base_kind(entry)
         try:
-            args = {"BOOM_BASE": ensure_base(kind, log, docker_client)} if kind else {}
+            args = model_buildargs(entry, ensure_base(kind, log, docker_client) if kind else None)
             # Build context: the folder holding models/ (the repository root for real models), so that
             # the Dockerfile's ``COPY models/<name>/ ...`` lines resolve.
             context = entry.folder.parent.parent
@@ -262,44 +306,33 @@ def image_size_mb(docker_client, tag: str) -> float:
     return docker_client.images.get(tag).attrs["Size"] / 1e6
 
 
-def expected_dockerfile(name: str, kind: str) -> list[str]:
-    """The instruction lines (after the leading comment) every model Dockerfile has."""
-    return [
-        f"ARG BOOM_BASE=boom-tte/{kind}:latest",
-        "FROM ${BOOM_BASE}",
-        f"COPY models/{name}/requirements.txt /opt/boom/models/{name}/requirements.txt",
-        f"RUN pip install --no-cache-dir -r /opt/boom/models/{name}/requirements.txt",
-        f"COPY models/{name}/ /opt/boom/models/{name}/",
-        f"WORKDIR /opt/boom/models/{name}",
-    ]
+def _instructions(text: str, name: str) -> list[str]:
+    """A Dockerfile's instructions with the model's name for ${MODEL}, its ARG lines left out (comparable)."""
+    lines = [" ".join(l.split()) for l in text.replace("${MODEL}", name).splitlines()]
+    return [l for l in lines if l and not l.startswith("#") and not l.startswith("ARG ")]
 
 
 def check_dockerfile(entry: ModelEntry) -> list[str]:
-    """Problems with a model's Dockerfile and requirements.txt (empty list: it follows the convention)."""
+    """Problems with how a model's image is defined (empty list: fine).
+
+    The folder needs a requirements.txt (an empty file with a comment is fine); a model that installs torch
+    must say ``image: torch``; an own Dockerfile that only repeats what the template makes is redundant.
+    """
     folder = entry.folder
     problems = []
-    dockerfile = folder / "Dockerfile"
-    if not dockerfile.exists():
-        return [f"{dockerfile}: missing"]
-    if not (folder / "requirements.txt").exists():
-        problems.append(f"{folder / 'requirements.txt'}: missing (an empty file with a comment is fine)")
-    lines = [l.rstrip() for l in dockerfile.read_text().splitlines() if l.strip()]
-    if not lines or not lines[0].startswith("#"):
-        problems.append(f"{dockerfile}: the first line should be a '# comment' saying what the image adds")
-        body = lines
-    else:
-        body = lines[1:]
-    kind = model_base_kind(entry)
-    if kind is None:
-        problems.append(f"{dockerfile}: expected 'ARG BOOM_BASE=boom-tte/base:latest' or 'boom-tte/base-torch:latest'")
-        return problems
-    expected = expected_dockerfile(entry.name, kind)
-    if body != expected:
-        for i, want in enumerate(expected):
-            got = body[i] if i < len(body) else "(missing)"
-            if got != want:
-                problems.append(f"{dockerfile}: instruction {i + 1} is {got!r}, expected {want!r}")
-                break
-        else:
-            problems.append(f"{dockerfile}: unexpected extra instructions after WORKDIR: {body[len(expected):]}")
+    req = folder / "requirements.txt"
+    if not req.exists():
+        problems.append(f"{req}: missing (an empty file with a comment is fine)")
+    elif entry.spec.image is ImageKind.BASE and re.search(r"^\s*torch\b", req.read_text(), re.M):
+        problems.append(f"{folder / 'model.yaml'}: 'image: base' but requirements.txt installs torch; "
+                        "use 'image: torch' (boom-tte/base-torch carries the pinned torch)")
+    own = own_dockerfile(entry)
+    if own is not None:
+        text = own.read_text()
+        if _instructions(text, entry.name) == _instructions(template_path().read_text(), entry.name):
+            problems.append(f"{own}: repeats what models/_base/model.Dockerfile makes; delete it "
+                            "(a folder's own Dockerfile is for models that need more)")
+        elif not text.lstrip().startswith("#"):
+            problems.append(f"{own}: the first line should be a '# comment' saying why this model needs its own "
+                            "Dockerfile")
     return problems
