@@ -6,6 +6,7 @@ from typing import Optional
 from pydantic import Field
 
 from boom_schema.base import Contract
+from boom_schema.properties import PropertyName
 from boom_schema.version import CONTRACT_VERSION
 
 
@@ -50,7 +51,7 @@ class Scores(Contract):
     run_id: str
     model: str
     dataset: str
-    property: str
+    property: PropertyName
     unit: str
     seed: int
     split_sha256: Optional[str] = Field(None, description="Digest of the split these scores were computed on.")

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from boom_schema import ModelReport, Task, Timings, validate_predictions
+from boom_schema import ModelReport, Task, Timings, read_test, read_train, validate_predictions
 from boom_schema.predictions import write_predictions
 from boom_kit import accelerator, params
 from boom_kit.runtime import Stopwatch, resolve_device, seed_everything, set_threads, versions
@@ -75,12 +75,13 @@ class Context:
         print(f"note: {text}", file=sys.stderr)
 
 
-def _read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
-    df = pd.read_csv(path, dtype={"mol_id": str, "smiles": str})
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path.name}: missing column(s) {missing}; found {list(df.columns)}")
-    return df[list(columns)]
+def _read_table(path: Path, blind: bool = False) -> pd.DataFrame:
+    """train.csv, or the blind test.csv, checked by ``boom_schema.inputs`` (one-line errors) as a DataFrame."""
+    table = read_test(path) if blind else read_train(path)
+    columns: dict[str, Any] = {"mol_id": table.mol_id, "smiles": table.smiles}
+    if table.y is not None:
+        columns["y"] = np.array(table.y, dtype=np.float64)
+    return pd.DataFrame(columns)
 
 
 def load_context(task_path: str | Path, entry_script: Optional[str | Path] = None) -> Context:
@@ -92,8 +93,8 @@ def load_context(task_path: str | Path, entry_script: Optional[str | Path] = Non
     defaults = params.spec_defaults(entry_script)
     set_threads(task.threads)
     seed_everything(task.seed)
-    train = _read_table(task.path("train"), ["mol_id", "smiles", "y"])
-    test = _read_table(task.path("test"), ["mol_id", "smiles"])  # blind: ID and OOD together, shuffled
+    train = _read_table(task.path("train"))
+    test = _read_table(task.path("test"), blind=True)  # blind: ID and OOD together, shuffled
     return Context(task=task, train=train, test=test, device=resolve_device(task.device), stopwatch=Stopwatch(),
                    defaults=defaults)
 

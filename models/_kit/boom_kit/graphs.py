@@ -178,7 +178,7 @@ def graph_from_geometry(smiles: str, geometry: Geometry) -> MolGraph:
     from rdkit import Chem
     from rdkit.Chem import rdDetermineBonds
 
-    z = geometry.atomic_numbers
+    z = np.asarray(geometry.atomic_numbers, dtype=np.int64)
     pos = np.asarray(geometry.positions, dtype=np.float64)
     gmol = _geometry_mol(geometry)
     g_edges, _ = _bonds(gmol)
