@@ -14,6 +14,7 @@ import importlib.metadata as md
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -34,8 +35,13 @@ BUILD_TOOLS = {"setuptools", "pip", "wheel"}
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("wheels")
+    sources = []
+    for name, (folder, _) in PACKAGES.items():  # built from copies: setuptools leaves build/ in the source tree
+        copy = out / "src" / name
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+        sources.append(str(copy))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "-w", str(out), *(str(folder) for folder, _ in PACKAGES.values())], check=True, cwd=out)
+                    "-w", str(out), *sources], check=True, cwd=out)
     found = {canonicalize_name(p.name.split("-")[0]): p for p in out.glob("*.whl")}
     assert set(found) == set(PACKAGES), found
     return found
