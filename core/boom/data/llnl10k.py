@@ -62,7 +62,7 @@ def locate_raw(raw_dir: Path | None, download_dir: Path) -> dict[str, Path]:
             if raw_dir is not None:
                 raise RawDataError(
                     f"{name} not found in raw-data folder {raw_dir}{_raw_dir_source(raw_dir)}; put the LLNL "
-                    f"CHNO-10k CSVs there (see README, 'Data'), or give the folder that holds them"
+                    f"CHNO-10k CSVs there (see docs/data-and-splits.md), or give the folder that holds them"
                 )
             path = download_dir / name
             _download(name, path)
