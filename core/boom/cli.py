@@ -161,12 +161,17 @@ def run_cmd(model: str, prop: str, seed: int, sets: tuple[str, ...], runner_name
 
 
 @main.command("report")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="Where to write leaderboards.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Export here instead of the results folder: the leaderboards, figures and each counted run's "
+                   "record, scores and gzipped predictions (docs/leaderboard.md).")
 def report_cmd(out_dir: Optional[Path]) -> None:
-    """Print the leaderboard of all runs and write it as Markdown and CSV."""
+    """Print the leaderboard of all runs and write it as Markdown, CSV and HTML with its figures."""
     from boom import report
 
-    md, written = report.write(out_dir)
+    try:
+        md, written = report.write(out_dir)
+    except ValueError as exc:
+        _fail(str(exc))
     click.echo(md)
     for path in written:
         click.echo(f"wrote {path}")

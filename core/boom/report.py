@@ -91,11 +91,18 @@ class Row:
 # configurations
 # ---------------------------------------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
 def _model(name: str) -> Optional[tuple[dict, dict, Optional[str], str]]:
-    """(defaults, smoke overrides, pretrained, folder digest) of a model folder today; None when unknown."""
+    """(defaults, smoke overrides, pretrained, folder digest) of a model folder today; None when unknown.
+
+    Without its folder a configuration is shown by all its hyperparameters (nothing to compare them with).
+    """
+    return _model_in(name, str(paths.models_dir()))
+
+
+@lru_cache(maxsize=None)
+def _model_in(name: str, models_dir: str) -> Optional[tuple[dict, dict, Optional[str], str]]:
     try:
-        entry = registry.get(name)
+        entry = registry.get(name, Path(models_dir))
     except (KeyError, ValueError):
         return None
     return dict(entry.spec.defaults), dict(entry.spec.smoke), entry.spec.pretrained, entry.content_hash()
@@ -196,8 +203,11 @@ def _rows(runs: list[Run]) -> list[Row]:
     for row in rows.values():
         row.ok.sort(key=lambda r: r.record.seed)
         row.failed.sort(key=lambda r: r.record.seed)
-    return sorted(rows.values(), key=lambda r: (order.get(r.property, 99), r.test_set or "", r.model,
-                                                 config_short(r.config), r.config.config_id))
+    def rank(r: Row) -> tuple:  # per task, best OOD RMSE first; rows without a successful seed last
+        ood = mean_sd([x.scores.ood.rmse for x in r.ok])[0] if r.ok else math.inf
+        return order.get(r.property, 99), r.test_set or "", ood, r.model, config_short(r.config), r.config.config_id
+
+    return sorted(rows.values(), key=rank)
 
 
 def load(root: Optional[Path] = None, evidence: bool = True) -> tuple[list[Row], list[str]]:
@@ -507,6 +517,14 @@ for (const table of document.querySelectorAll("table.leaderboard")) {
     });
   });
 }
+// ?sort=NAME sorts every table by the column NAME on load (?sort=-NAME: descending), for shareable links
+const wanted = new URLSearchParams(location.search).get("sort");
+if (wanted) {
+  const name = wanted.replace(/^-/, "");
+  for (const th of document.querySelectorAll("table.leaderboard thead th")) {
+    if (th.textContent === name) { th.click(); if (wanted.startsWith("-")) th.click(); }
+  }
+}
 </script>"""
 
 
@@ -615,7 +633,7 @@ RUNS_DIR = "runs"
 _EXPORT_MARK = ".written-by-boom-report"
 
 
-def _export_runs(rows: list[Row], out_dir: Path) -> tuple[list[Path], dict[int, list[tuple[int, str]]]]:
+def _export_runs(rows: list[Row], out_dir: Path) -> dict[int, list[tuple[int, str]]]:
     """Copy each counted run's record, scores, gzipped predictions and parity plot under ``out_dir/runs``."""
     import gzip
     import shutil
@@ -631,7 +649,6 @@ def _export_runs(rows: list[Row], out_dir: Path) -> tuple[list[Path], dict[int, 
         shutil.rmtree(target)  # runs no longer counted must not linger
     target.mkdir(parents=True)
     (target / _EXPORT_MARK).write_text("boom report --out writes this folder; it is replaced on every export\n")
-    written: list[Path] = []
     parity: dict[int, list[tuple[int, str]]] = {}
     for row in rows:
         for run in row.runs:
@@ -643,7 +660,6 @@ def _export_runs(rows: list[Row], out_dir: Path) -> tuple[list[Path], dict[int, 
                 data = runfiles.read_bytes(run.folder / name, cap)
                 if data is not None:
                     runfiles.write_atomic(dest / name, data)
-                    written.append(dest / name)
             if run.ok:
                 n = run.scores.id.n + run.scores.ood.n
                 pred = runfiles.read_bytes(run.folder / "predictions.csv", limits.predictions_max_bytes(n))
@@ -653,13 +669,11 @@ def _export_runs(rows: list[Row], out_dir: Path) -> tuple[list[Path], dict[int, 
                     packed = gzip.compress(pred, compresslevel=9, mtime=0)  # same bytes on every export
                 if packed is not None:
                     runfiles.write_atomic(dest / GZ_NAME, packed)
-                    written.append(dest / GZ_NAME)
                 png = runfiles.read_bytes(run.folder / "parity.png", 16 << 20)
                 if png is not None:
                     runfiles.write_atomic(dest / "parity.png", png)
-                    written.append(dest / "parity.png")
                     parity.setdefault(id(row), []).append((rec.seed, str((dest / "parity.png").relative_to(out_dir))))
-    return written, parity
+    return parity
 
 
 def _parity_links(rows: list[Row], out_dir: Path) -> dict[int, list[tuple[int, str]]]:
@@ -673,7 +687,8 @@ def _parity_links(rows: list[Row], out_dir: Path) -> dict[int, list[tuple[int, s
 
 
 def write(out_dir: Optional[Path] = None, root: Optional[Path] = None) -> tuple[str, list[Path]]:
-    """Write leaderboard.md, .csv, .html and the figures; return the Markdown and the written paths.
+    """Write leaderboard.md, .csv, .html and the figures; return the Markdown and the written paths (files; the
+    ``runs`` folder of an export as one entry).
 
     Without ``out_dir`` they go into the results tree and link to its run folders.  With ``out_dir`` the export
     is self-contained: each counted run's record, scores, gzipped predictions and parity plot are copied under
@@ -692,8 +707,8 @@ def write(out_dir: Optional[Path] = None, root: Optional[Path] = None) -> tuple[
     csv_path = write_csv(out_dir / "leaderboard.csv", dicts, COLUMNS)
     written = [md_path, csv_path]
     if export:
-        copied, parity = _export_runs(rows, out_dir)
-        written += copied
+        parity = _export_runs(rows, out_dir)
+        written.append(out_dir / RUNS_DIR)  # the counted runs' files, one folder per run
     else:
         parity = _parity_links(rows, out_dir)
     png = heatmap(rows, out_dir / HEATMAP)
