@@ -32,23 +32,27 @@ def _chromium() -> str:
 
 @pytest.fixture(scope="module")
 def leaderboard(prepared, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two successful runs and one failed run of the fixture model (local runner), then `report.write`."""
+    """Three successful runs and one failed run of the fixture model (local runner), then `report.write`."""
     from boom import report
     from boom.orchestrate import run
     from boom.runners.local import LocalRunner
 
-    old = os.environ.get("BOOM_MODELS_DIR")
+    old = {k: os.environ.get(k) for k in ("BOOM_MODELS_DIR", "BOOM_RESULTS_DIR")}
     os.environ["BOOM_MODELS_DIR"] = str(FIXTURES)
+    os.environ["BOOM_RESULTS_DIR"] = str(tmp_path_factory.mktemp("results"))  # only this module's runs
     try:
-        for prop, mode in (("density", "ok"), ("hof", "ok"), ("mu", "crash")):
-            run("broken", prop, LocalRunner(), overrides={"mode": mode}, subset=80, threads=1, force=True)
+        # density twice, in two configurations (sleep_s is never slept in mode ok): two rows, not two seeds
+        for prop, sets in (("density", {"mode": "ok"}), ("density", {"mode": "ok", "sleep_s": "1"}),
+                           ("hof", {"mode": "ok"}), ("mu", {"mode": "crash"})):
+            run("broken", prop, LocalRunner(), overrides=sets, subset=80, threads=1, force=True)
+        out = tmp_path_factory.mktemp("leaderboard")
+        _, written = report.write(out)  # the fixture model's folder tells the report its defaults
     finally:
-        if old is None:
-            os.environ.pop("BOOM_MODELS_DIR")
-        else:
-            os.environ["BOOM_MODELS_DIR"] = old
-    out = tmp_path_factory.mktemp("leaderboard")
-    _, written = report.write(out)
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
     assert {p.name for p in written} >= {"leaderboard.md", "leaderboard.csv", "leaderboard.html",
                                          "leaderboard_ood_heatmap.png"}
     return out
@@ -69,6 +73,15 @@ def test_html_has_tables_failures_heatmap_and_parity_links(leaderboard: Path) ->
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     rows = list(csv.DictReader((leaderboard / "leaderboard.csv").open()))
     assert any(r["model"] == "broken" and r["failed"] == "1" for r in rows)
+    density = {r["config"]: r for r in rows if r["property"] == "density"}
+    assert set(density) == {"defaults · n80", "sleep_s=1 · n80"}
+    assert all(r["seeds"] == "1" and r["ood_rmse_sd"] == "" for r in density.values())  # no sd for one seed
+    # same predictions in both configurations: a paired difference of exactly 0, so tied with the best
+    assert all(r["tied_best"] == "True" for r in density.values())
+    assert float(density["defaults · n80"]["ood_rmse_ci_lo"]) <= float(density["defaults · n80"]["ood_rmse"])
+    assert "extrapolation_density_n80.png" in page and (leaderboard / "extrapolation_density_n80.png").exists()
+    assert "project commit" in page and 'title="{&quot;device&quot;: &quot;cpu&quot;' in page
+    assert len(list((leaderboard / "runs").rglob("predictions.csv.gz"))) == 3  # each counted ok run, exported
 
 
 def test_page_renders_in_headless_chromium(leaderboard: Path, tmp_path: Path) -> None:
@@ -84,3 +97,12 @@ def test_page_renders_in_headless_chromium(leaderboard: Path, tmp_path: Path) ->
     dom = subprocess.run([exe, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=180).stdout
     assert "<table" in dom and "BOOM-TTE leaderboard" in dom and "broken" in dom
     assert 'id="heatmap"' in dom
+    # the plain-JS sorting runs in the browser: ?sort=-config puts the density rows in descending config order
+    dom = subprocess.run([exe, *flags, "--dump-dom", url + "?sort=-config"], capture_output=True, text=True,
+                         timeout=180).stdout
+    density = dom.split('id="task-density-n80"')[1].split("</table>")[0]
+    assert density.index("sleep_s=1 · n80") < density.index("defaults · n80")
+    dom = subprocess.run([exe, *flags, "--dump-dom", url + "?sort=config"], capture_output=True, text=True,
+                         timeout=180).stdout
+    density = dom.split('id="task-density-n80"')[1].split("</table>")[0]
+    assert density.index("defaults · n80") < density.index("sleep_s=1 · n80")
