@@ -73,9 +73,12 @@ def load_task(prop: str, subset: Optional[int] = None, geometry: Optional[bool] 
     info = _property(prop)
     want_geometry = info.dataset == "qm9" if geometry is None else bool(geometry)
     data = _task_data(prop, subset, want_geometry)
-    dtypes = {"mol_id": str, "smiles": str}
-    train = pd.read_csv(data.input_dir / data.files.train, dtype=dtypes)
-    test = pd.read_csv(data.input_dir / data.files.test, dtype=dtypes)
+    from boom_schema.inputs import read_test, read_train  # the readers a model uses (labels read bit for bit)
+
+    tr = read_train(data.input_dir / data.files.train)
+    te = read_test(data.input_dir / data.files.test)
+    train = pd.DataFrame({"mol_id": tr.mol_id, "smiles": tr.smiles, "y": tr.y})
+    test = pd.DataFrame({"mol_id": te.mol_id, "smiles": te.smiles})
     geometries = None
     if want_geometry:
         from boom_kit.geometry import read_extxyz
