@@ -252,3 +252,30 @@ def test_extrapolation_bins_by_hand() -> None:
     assert evidence.binned_abs_error(err, bins).tolist() == pytest.approx([1.0, 1.0, 2.5])
     inside = evidence.extrapolation_bins([1.0, 2.0], [0.0, 10.0])
     assert inside.labels == ["inside"] and inside.counts == [2]
+
+
+def test_readme_block_is_filled_between_its_markers(board: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from boom.cli import main
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# title\n\n<!-- results:begin -->\nold table\n<!-- results:end -->\n\n## after\n")
+    out = tmp_path / "leaderboard"
+    result = CliRunner().invoke(main, ["--results-dir", str(board), "report", "--out", str(out), "--readme", str(readme)])
+    assert result.exit_code == 0, result.output
+    text = readme.read_text()
+    assert text.startswith("# title\n\n<!-- results:begin -->\n") and text.endswith("<!-- results:end -->\n\n## after\n")
+    assert "old table" not in text and "[leaderboard/leaderboard.md](leaderboard/leaderboard.md)" in text
+    lines = {tuple(c.strip() for c in l.split("|")[1:4]): l for l in text.splitlines() if l.startswith("| rf |")}
+    assert "**2**" in lines[("rf", "n_estimators=3 · n80", "from scratch")]  # density's best row (2.0, one seed)
+    assert "*2* (2 seeds)" in lines[("rf", "defaults · n80", "from scratch")]  # tied with it, two seeds
+    assert "| 4 |" in lines[("rf", "smoke · n80", "from scratch")]  # neither
+    assert ("rf", 'max_features="foo" · n80', "from scratch") not in lines  # no successful seed, no README row
+    # a README without its markers: one line, nothing written
+    bad = tmp_path / "BAD.md"
+    bad.write_text("# no markers\n")
+    result = CliRunner().invoke(main, ["--results-dir", str(board), "report", "--out", str(tmp_path / "x"),
+                                       "--readme", str(bad)])
+    assert result.exit_code == 1 and "needs one '<!-- results:begin -->' line" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "x").exists()

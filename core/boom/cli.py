@@ -164,12 +164,14 @@ def run_cmd(model: str, prop: str, seed: int, sets: tuple[str, ...], runner_name
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Export here instead of the results folder: the leaderboards, figures and each counted run's "
                    "record, scores and gzipped predictions (docs/leaderboard.md).")
-def report_cmd(out_dir: Optional[Path]) -> None:
+@click.option("--readme", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also fill this README's block between <!-- results:begin --> and <!-- results:end -->.")
+def report_cmd(out_dir: Optional[Path], readme: Optional[Path]) -> None:
     """Print the leaderboard of all runs and write it as Markdown, CSV and HTML with its figures."""
     from boom import report
 
     try:
-        md, written = report.write(out_dir)
+        md, written = report.write(out_dir, readme=readme)
     except ValueError as exc:
         _fail(str(exc))
     click.echo(md)

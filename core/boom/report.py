@@ -626,6 +626,56 @@ def html_page(rows: list[Row], out_dir: Path, notes: list[str], parity: dict[tup
 
 
 # ---------------------------------------------------------------------------------------------------
+# The README's results block
+# ---------------------------------------------------------------------------------------------------
+
+README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def readme_table(rows: list[dict], link: str) -> str:
+    """Configurations x properties, OOD RMSE of each (mean over seeds); bold the task's best, italics tied with it."""
+    props = [p for p in PROPERTIES if any(r["property"] == p and r["seeds"] for r in rows)]
+    lines: dict[tuple, dict] = {}
+    for r in rows:
+        if not r["seeds"] or r["property"] not in props:
+            continue
+        cell = _fmt(r["ood_rmse"])
+        cell = f"**{cell}**" if r.get("best") else f"*{cell}*" if r.get("tied_best") else cell
+        key = (r["model"], r["config"] + (" ★" if r["default"] else ""), r["pretrained"])
+        lines.setdefault(key, {})[r["property"]] = cell + ("" if r["seeds"] == 1 else f" ({r['seeds']} seeds)")
+    head = "| model | config | pretrained | " + " | ".join(f"{p} ({PROPERTIES[p].unit})" for p in props) + " |"
+    out = [f"OOD RMSE per task, mean over seeds; **bold**: the task's best row, *italics*: statistically tied with "
+           f"it (paired bootstrap, docs/leaderboard.md); ★ the model's default configuration. Intervals, ID "
+           f"metrics and failures: [{link}]({link}).", "", head, "|" + "---|" * (3 + len(props))]
+    for (model, config, pretrained), cells in sorted(lines.items()):
+        out.append(f"| {model} | {config} | {pretrained} | " + " | ".join(cells.get(p, "") for p in props) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _readme_parts(readme: Path) -> tuple[str, str]:
+    """The text before the begin marker and after the end marker; a one-line error when they are not there."""
+    try:
+        text = readme.read_text()
+    except OSError as exc:
+        raise ValueError(f"{readme}: cannot read the README ({exc.strerror or exc})") from None
+    if text.count(README_BEGIN) != 1 or text.count(README_END) != 1 or text.index(README_BEGIN) > text.index(README_END):
+        raise ValueError(f"{readme}: needs one '{README_BEGIN}' line and one '{README_END}' line after it "
+                         "around the results block")
+    head, rest = text.split(README_BEGIN, 1)
+    return head, rest.split(README_END, 1)[1]
+
+
+def fill_readme(readme: Path, rows: list[dict], leaderboard_md: Path) -> Path:
+    """Replace the block between the results markers of ``readme`` with :func:`readme_table`."""
+    import os
+
+    head, tail = _readme_parts(readme)
+    link = os.path.relpath(leaderboard_md, readme.parent)
+    readme.write_text(f"{head}{README_BEGIN}\n{readme_table(rows, link)}{README_END}{tail}")
+    return readme
+
+
+# ---------------------------------------------------------------------------------------------------
 # Writing: into the results tree (boom report), or a self-contained export (boom report --out DIR)
 # ---------------------------------------------------------------------------------------------------
 
@@ -686,15 +736,18 @@ def _parity_links(rows: list[Row], out_dir: Path) -> dict[int, list[tuple[int, s
                     if runfiles.is_regular(x.folder / "parity.png")] for r in rows}
 
 
-def write(out_dir: Optional[Path] = None, root: Optional[Path] = None) -> tuple[str, list[Path]]:
+def write(out_dir: Optional[Path] = None, root: Optional[Path] = None,
+          readme: Optional[Path] = None) -> tuple[str, list[Path]]:
     """Write leaderboard.md, .csv, .html and the figures; return the Markdown and the written paths (files; the
     ``runs`` folder of an export as one entry).
 
     Without ``out_dir`` they go into the results tree and link to its run folders.  With ``out_dir`` the export
     is self-contained: each counted run's record, scores, gzipped predictions and parity plot are copied under
     ``out_dir/runs/`` (replaced on every export), so ``boom report --out leaderboard`` regenerates the results
-    of record.
+    of record.  ``readme``: also fill that README's results block (:func:`fill_readme`).
     """
+    if readme is not None:
+        _readme_parts(readme)  # a README without its markers fails before anything is written
     export = out_dir is not None
     out_dir = out_dir or paths.results_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -719,4 +772,6 @@ def write(out_dir: Optional[Path] = None, root: Optional[Path] = None) -> tuple[
     page.write_text(html_page(rows, out_dir, notes, parity, {t: p.name for t, p in figures.items()},
                               HEATMAP if png is not None else None))
     written += [page, *([png] if png is not None else []), *figures.values()]
+    if readme is not None:
+        written.append(fill_readme(readme, dicts, md_path))
     return md, written
