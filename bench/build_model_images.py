@@ -67,18 +67,19 @@ CHECKS_INTRO = ("Each model's smoke configuration (`smoke:` in its model.yaml) o
 
 def check_containers(models: dict, subset: int, props: list[str]) -> list[str]:
     """Run every model locally and in its container; one Markdown row each."""
+    from boom.options import RunOptions
     from boom.orchestrate import run
     from boom.runners.docker import DockerRunner
     from boom.runners.local import LocalRunner
 
     rows = []
     for name, entry, prop in ((n, e, p) for n, e in models.items() for p in props if p in e.spec.tasks):
-        local = run(name, prop, LocalRunner(), subset=subset, smoke=True, threads=1, force=True)
+        local = run(name, prop, LocalRunner(), RunOptions(subset=subset, smoke=True, threads=1, force=True))
         kept = None
         if (local.folder / "predictions.csv").exists():
             kept = local.folder.parent / f".local-{local.folder.name}.csv"
             shutil.copyfile(local.folder / "predictions.csv", kept)
-        docker = run(name, prop, DockerRunner(), subset=subset, smoke=True, threads=1, force=True)
+        docker = run(name, prop, DockerRunner(), RunOptions(subset=subset, smoke=True, threads=1, force=True))
         same = "—"
         if kept is not None and (docker.folder / "predictions.csv").exists():
             same = "yes" if filecmp.cmp(kept, docker.folder / "predictions.csv", shallow=False) else "no"

@@ -26,11 +26,12 @@ sys.path.insert(0, str(REPO))
 
 
 def _runs(model: str, prop: str, runner, reps: int, subset: int, overrides: dict, smoke: bool) -> list[float]:
+    from boom.options import RunOptions
     from boom.orchestrate import run
 
     walls = []
     for _ in range(reps):
-        out = run(model, prop, runner, overrides=overrides, subset=subset, smoke=smoke, threads=1, force=True)
+        out = run(model, prop, runner, RunOptions(overrides=overrides, subset=subset, smoke=smoke, threads=1, force=True))
         assert out.record.status.value == "ok", out.record.reason
         walls.append(out.record.wall_s)
     return walls
@@ -70,7 +71,7 @@ def main() -> None:
     rf_tag = images.model_tag(rf)
     images.ensure_model(rf, log=io.StringIO(), docker_client=client)
     t = time.perf_counter()  # the same build without the layer cache: what a changed model costs
-    images.build(client, REPO, rf.folder / "Dockerfile", rf_tag, {"BOOM_BASE": images.base_tag("base")},
+    images.build(client, REPO, images.model_dockerfile(rf), rf_tag, images.model_buildargs(rf, images.base_tag("base")),
                  log=io.StringIO(), nocache=True)
     rf_build_s = time.perf_counter() - t
     t = time.perf_counter()

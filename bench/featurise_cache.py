@@ -47,6 +47,7 @@ def _merge(section: str, numbers: dict) -> None:
 
 def bench_density() -> dict:
     """rf on full density, cold then warm cache, through the local runner (the real path of a run)."""
+    from boom.options import RunOptions
     from boom.orchestrate import run
     from boom.runners.local import LocalRunner
 
@@ -57,7 +58,7 @@ def bench_density() -> dict:
         predictions = []
         for label in ("cold", "warm"):
             started = time.perf_counter()
-            outcome = run("rf", "density", LocalRunner(), seed=0, threads=1, force=True)
+            outcome = run("rf", "density", LocalRunner(), RunOptions(threads=1, force=True))
             wall = time.perf_counter() - started
             if outcome.record.status.value != "ok":
                 raise SystemExit(f"rf density ({label}) failed: {outcome.record.reason}")

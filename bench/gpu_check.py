@@ -118,6 +118,7 @@ def _first_line(text: Any) -> str:
 def measure(model: str, prop: str, device: str, subset: int, epochs: int, threads: int, timeout_s: int,
             tiny: bool, precision: Optional[str]) -> Row:
     """Run one model on one task through the orchestrator and read what its record says."""
+    from boom.options import RunOptions
     from boom import orchestrate, registry
     from boom.runners.local import LocalRunner
 
@@ -125,8 +126,9 @@ def measure(model: str, prop: str, device: str, subset: int, epochs: int, thread
     if precision and "precision" in registry.get(model).spec.defaults:
         overrides["precision"] = precision
     try:
-        out = orchestrate.run(model, prop, LocalRunner(), overrides=overrides, subset=subset, device=device,
-                              threads=threads, timeout_s=timeout_s, force=True, smoke=tiny)
+        out = orchestrate.run(model, prop, LocalRunner(), RunOptions(
+            overrides=overrides, subset=subset, device=device, threads=threads, timeout_s=timeout_s, force=True,
+            smoke=tiny))
     except Exception as exc:  # a setup error (bad data, unknown hyperparameter) is a row too
         return Row(model, prop, "failed", error=f"{type(exc).__name__}: {_first_line(exc)}")
     rec = out.record

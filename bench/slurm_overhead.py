@@ -31,12 +31,13 @@ sys.path.insert(0, str(REPO))
 
 def _timed_local(cells, overrides, subset, smoke):
     from boom import matrix
+    from boom.options import RunOptions
     from boom.runners.local import LocalRunner
 
     t0 = time.perf_counter()
     first = []
-    res = matrix.run_matrix(cells, LocalRunner(), jobs=1, overrides=overrides, subset=subset, smoke=smoke, threads=1,
-                            echo=lambda s: first.append(time.perf_counter() - t0))
+    options = RunOptions(overrides=overrides, subset=subset, smoke=smoke, threads=1)
+    res = matrix.run_matrix(cells, LocalRunner(), options, jobs=1, echo=lambda s: first.append(time.perf_counter() - t0))
     total = time.perf_counter() - t0
     assert all(r.status == "ok" for r in res), [r.reason for r in res]
     return first[0], total, [r.wall_s for r in res], _gaps(res)
@@ -44,6 +45,7 @@ def _timed_local(cells, overrides, subset, smoke):
 
 def _timed_slurm(cells, overrides, subset, smoke):
     from boom import slurm
+    from boom.options import RunOptions
 
     t0 = time.perf_counter()
     first = []
@@ -56,7 +58,7 @@ def _timed_slurm(cells, overrides, subset, smoke):
             first.append(time.perf_counter() - t0)
 
     cfg = slurm.load_config({"max_parallel": 1, "poll_s": 1.0})
-    sub, res = slurm.run_matrix(cells, "local", cfg, overrides=overrides, subset=subset, smoke=smoke, threads=1,
+    sub, res = slurm.run_matrix(cells, cfg, RunOptions(overrides=overrides, subset=subset, smoke=smoke, threads=1),
                                 echo=echo)
     total = time.perf_counter() - t0
     assert sub is not None and all(r.status == "ok" for r in res), [r.reason for r in res]
@@ -146,10 +148,11 @@ def main() -> None:
                 continue
             os.environ["BOOM_MODELS_DIR"] = models_dir
             cells = matrix.cells([model], ["density"], list(range(n)))
+            from boom.options import RunOptions
             from boom.orchestrate import plan
 
             for c in cells:  # prepare the task data first, so neither executor's timing includes it
-                plan(c.model, c.prop, c.seed, overrides, subset, "cpu", smoke)
+                plan(c.model, c.prop, c.seed, RunOptions(overrides=overrides, subset=subset, smoke=smoke))
             with _in_results(work / f"local-{model}"):
                 l_first, l_total, l_walls, l_gap = _timed_local(cells, overrides, subset, smoke)
             with _in_results(work / f"slurm-{model}"):

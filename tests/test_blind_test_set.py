@@ -62,11 +62,13 @@ def _runners():
 
 @pytest.mark.parametrize("runner_index", [0, 1, 2], ids=["local", "docker", "apptainer"])
 def test_task_json_names_no_split_under_any_runner(prepared, runner_index):
+    from boom.options import RunOptions
     from boom.orchestrate import plan
     from boom_schema import Task
 
     runner = _runners()[runner_index]
-    entry, params, data, rid = plan("rf", "density", subset=40)
+    planned = plan("rf", "density", 0, RunOptions(subset=40))
+    params, data, rid = planned.params, planned.data, planned.run_id
     task = Task(run_id=rid, model="rf", dataset="10k_csd", property="density", unit="g/cm^3", readout="mean",
                 input_dir=str(data.input_dir), output_dir="/tmp/out", files=data.files, seed=0, hyperparameters=params)
     view = json.loads(runner.task_view(task).model_dump_json())
@@ -79,11 +81,12 @@ def test_local_runner_starts_the_model_in_its_run_folder_without_data_paths(prep
     from pathlib import Path
 
     monkeypatch.setenv("BOOM_MODELS_DIR", str(Path(__file__).parent / "fixtures" / "models"))
+    from boom.options import RunOptions
     from boom.orchestrate import run
     from boom.runners.local import LocalRunner
 
     assert os.environ.get("BOOM_DATA_DIR")
-    out = run("broken", "density", LocalRunner(), overrides={"mode": "probe"}, subset=20, force=True)
+    out = run("broken", "density", LocalRunner(), RunOptions(overrides={"mode": "probe"}, subset=20, force=True))
     log = (out.folder / "log.txt").read_text()
     assert out.record.status.value == "ok", out.record.reason
     assert f"probe: cwd {out.folder}" in log

@@ -180,16 +180,17 @@ def test_daemon_unreachable_is_recorded(prepared, fixture_models, monkeypatch: p
 
 def test_matrix_goes_on_after_failures_and_resumes(docker_ready, fixture_models) -> None:
     from boom import matrix
+    from boom.options import RunOptions
     from boom.runners.docker import DockerRunner
 
     cells = matrix.cells(["broken", "unbuildable"], ["density", "hof"])
     assert len(cells) == 4
-    first = matrix.run_matrix(cells, DockerRunner(), jobs=2, subset=SUBSET, threads=1, echo=lambda s: None)
+    first = matrix.run_matrix(cells, DockerRunner(), RunOptions(subset=SUBSET, threads=1), jobs=2, echo=lambda s: None)
     by = {(r.cell.model, r.cell.prop): r for r in first}
     assert [by[("broken", p)].status for p in ("density", "hof")] == ["ok", "ok"]
     assert all(by[("unbuildable", p)].status == "failed" for p in ("density", "hof"))
     assert all(r.folder and (Path(r.folder) / "record.json").exists() for r in first)
-    again = matrix.run_matrix(cells, DockerRunner(), jobs=1, subset=SUBSET, threads=1, echo=lambda s: None)
+    again = matrix.run_matrix(cells, DockerRunner(), RunOptions(subset=SUBSET, threads=1), echo=lambda s: None)
     assert all(r.skipped for r in again if r.cell.model == "broken")
     assert "4 cells: 2 ok (0 already done), 2 failed" in matrix.summary(first)
 

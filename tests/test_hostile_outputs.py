@@ -61,10 +61,11 @@ def _runner(name: str):
 
 
 def _run(runner_name: str, mode: str, victim: Path, **sets: str):
+    from boom.options import RunOptions
     from boom.orchestrate import run
 
     overrides = {"mode": mode, "target": str(victim), **sets}
-    return run("hostile", "density", _runner(runner_name), overrides=overrides, subset=SUBSET, threads=1, force=True)
+    return run("hostile", "density", _runner(runner_name), RunOptions(overrides=overrides, subset=SUBSET, threads=1, force=True))
 
 
 def _assert_clean(folder: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -101,32 +102,38 @@ def test_killed_matrix_keeps_finished_runs_and_resumes(prepared, fixture_models,
 
 
 def test_run_matrix_and_summary_without_running_models(fixture_models, monkeypatch: pytest.MonkeyPatch) -> None:
-    """run_matrix's bookkeeping with plan/run replaced: a setup error is a row, threads are divided, the
-    results come back in cell order, and the summary counts what happened."""
+    """run_matrix's bookkeeping with plan/execute replaced: each cell planned once, a setup error is a row, threads
+    are divided, the results come back in cell order, and the summary counts what happened."""
     from types import SimpleNamespace
 
     from boom import matrix, orchestrate
+    from boom.options import RunOptions
     from boom_schema import RunStatus
 
     calls: list[tuple] = []
+    planned: list[tuple] = []
 
-    def fake_plan(model, prop, seed, *args):
+    def fake_plan(model, prop, seed, options, threads_cap=None):
+        planned.append((prop, seed))
         if prop == "hof":
             raise orchestrate.RunSetupError("hof is not prepared")
+        threads = options.threads or min(1, threads_cap)
+        return SimpleNamespace(model=model, prop=prop, seed=seed, options=options,
+                               task=SimpleNamespace(threads=threads, time_budget_s=options.timeout_s))
 
-    def fake_run(model, prop, runner, seed=0, threads=None, timeout_s=None, force=False, **kw):
-        calls.append((prop, seed, threads, timeout_s, force))
-        status = RunStatus.OK if seed == 0 else RunStatus.FAILED
+    def fake_execute(p, runner, feedback=None):
+        calls.append((p.prop, p.seed, p.task.threads, p.task.time_budget_s, p.options.force))
+        status = RunStatus.OK if p.seed == 0 else RunStatus.FAILED
         scores = SimpleNamespace(id=SimpleNamespace(rmse=0.25), ood=SimpleNamespace(rmse=1.5))
-        record = SimpleNamespace(status=status, reason=None if seed == 0 else "deliberate crash", wall_s=2.0)
-        return SimpleNamespace(record=record, scores=scores if seed == 0 else None, folder=f"/r/{prop}/{seed}",
-                               skipped=(prop, seed) == ("mu", 0))
+        record = SimpleNamespace(status=status, reason=None if p.seed == 0 else "deliberate crash", wall_s=2.0)
+        return SimpleNamespace(record=record, scores=scores if p.seed == 0 else None, folder=f"/r/{p.prop}/{p.seed}",
+                               skipped=(p.prop, p.seed) == ("mu", 0))
 
     monkeypatch.setattr(orchestrate, "plan", fake_plan)
-    monkeypatch.setattr(orchestrate, "run", fake_run)
+    monkeypatch.setattr(orchestrate, "execute", fake_execute)
     cells = matrix.cells(["broken"], ["density", "hof", "mu"], [0, 1])
     lines: list[str] = []
-    out = matrix.run_matrix(cells, runner=None, jobs=2, threads=None, timeout_s=9, force=True, echo=lines.append)
+    out = matrix.run_matrix(cells, None, RunOptions(timeout_s=9, force=True), jobs=2, echo=lines.append)
     assert [r.cell for r in out] == cells  # cell order, whatever order the jobs finished in
     by = {(r.cell.prop, r.cell.seed): r for r in out}
     assert by[("hof", 0)].status == "error" and "hof is not prepared" in by[("hof", 0)].reason
@@ -135,8 +142,14 @@ def test_run_matrix_and_summary_without_running_models(fixture_models, monkeypat
     assert by[("mu", 0)].skipped and not by[("density", 0)].skipped
     per_job = max(1, (os.cpu_count() or 1) // 2)
     assert sorted(calls) == sorted((p, s, min(per_job, 1), 9, True) for p in ("density", "mu") for s in (0, 1))
+    assert sorted(planned) == sorted((p, s) for p in ("density", "hof", "mu") for s in (0, 1))  # once per cell
     assert any("not run: hof is not prepared" in line for line in lines)
-    assert any(line.startswith("[broken mu seed 0] already done") for line in lines)
+    # one line per finished cell: [k/N] of the runnable cells, elapsed and an ETA (0s after the last)
+    done = [line for line in lines if line.startswith("[") and "] [broken " in line]
+    assert [line.split("]")[0] for line in done] == ["[1/4", "[2/4", "[3/4", "[4/4"], lines
+    assert any(re.match(r"\[\d/4\] \[broken mu seed 0\] already done \(2\.0 s\)", line) for line in done), done
+    assert all(re.search(r"\| elapsed \d+s, ETA \d+s$", line) for line in done), done
+    assert done[-1].endswith("ETA 0s")
     text = matrix.summary(out)
     assert text.splitlines()[-1] == "6 cells: 2 ok (1 already done), 4 failed"
     assert "deliberate crash" in text and "0.25" in text and "1.5" in text

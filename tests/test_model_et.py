@@ -101,6 +101,7 @@ def test_neighbour_cap_keeps_the_nearest_and_changes_dense_molecules_only():
 
 
 def test_smoke_density_saves_and_reloads_checkpoint(prepared):
+    from boom.options import RunOptions
     from boom.orchestrate import run
     from boom.runners.local import LocalRunner
 
@@ -129,12 +130,12 @@ def test_smoke_density_saves_and_reloads_checkpoint(prepared):
     with pytest.raises(ValueError, match="does not match the architecture"):
         main.load_checkpoint(etnet.EquivariantTransformer(hidden=32, layers=1, heads=2, num_rbf=8), str(ckpt))
 
-    bad = run("et", "density", LocalRunner(), seed=2, overrides={"checkpoint": str(ckpt), "hidden_channels": "32"},
-              subset=60, smoke=True, threads=1, force=True)
+    bad = run("et", "density", LocalRunner(), RunOptions(seeds=(2,), overrides={"checkpoint": str(ckpt), "hidden_channels": "32"},
+              subset=60, smoke=True, threads=1, force=True))
     assert bad.record.status.value != "ok"
     assert "does not match the architecture" in (bad.record.reason or "")
-    missing = run("et", "density", LocalRunner(), seed=3, overrides={"checkpoint": str(ckpt) + ".nope"},
-                  subset=60, smoke=True, threads=1, force=True)
+    missing = run("et", "density", LocalRunner(), RunOptions(seeds=(3,), overrides={"checkpoint": str(ckpt) + ".nope"},
+                  subset=60, smoke=True, threads=1, force=True))
     assert missing.record.status.value != "ok"
     assert "not found" in (missing.record.reason or "")
 

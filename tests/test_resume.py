@@ -22,6 +22,7 @@ def _calls(marker: Path) -> Counter:
 def test_failed_and_timed_out_cells_are_rerun_ok_cells_are_not(prepared, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from boom import matrix
+    from boom.options import RunOptions
     from boom.runners.local import LocalRunner
 
     monkeypatch.setenv("BOOM_MODELS_DIR", str(FIXTURES))
@@ -32,7 +33,7 @@ def test_failed_and_timed_out_cells_are_rerun_ok_cells_are_not(prepared, tmp_pat
     sets = {"fail_once": "density", "hang_once": "hof", "marker": str(marker)}
 
     def run_all() -> dict[str, matrix.CellResult]:
-        out = matrix.run_matrix(cells, LocalRunner(), jobs=1, overrides=sets, subset=40, timeout_s=3, threads=1,
+        out = matrix.run_matrix(cells, LocalRunner(), RunOptions(overrides=sets, subset=40, timeout_s=3, threads=1),
                                 echo=lambda _: None)
         return {r.cell.prop: r for r in out}
 

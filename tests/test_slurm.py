@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from boom.options import RunOptions, parse_run_args
 from boom.slurm import commands
 from boom.slurm.config import SlurmConfig, format_time, load, parse_time_s
 
@@ -21,6 +22,7 @@ FIXTURE_MODELS = REPO / "tests" / "fixtures" / "models"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 RF_CELLS = dict(models=["rf"], props=["density", "hof"], seeds=[0, 1])
 SUBSET = 120
+RF_OPTIONS = RunOptions(subset=SUBSET, smoke=True, threads=1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -75,18 +77,62 @@ def test_config_precedence(tmp_path, monkeypatch):
         load()
 
 
+def _exec_args(script: str, seed: str, threads: str) -> list[str]:
+    """The ``boom run`` arguments of the job script's exec line, with the shell's variables filled in."""
+    import shlex
+
+    line = next(ln for ln in script.splitlines() if ln.startswith("exec "))
+    words = shlex.split(line.replace('"$seed"', seed).replace('"$threads"', threads)
+                        .replace('"$model"', "M").replace('"$prop"', "P"))
+    return words[words.index("run") + 1:]
+
+
 def test_job_script_runs_the_local_command(tmp_path):
     from boom.slurm.submit import job_script
 
     cfg = SlurmConfig(partition="p", account="a", max_parallel=4, setup=("module load cuda",))
     res = {"cpus": 2, "mem_mb": 8192, "time": "02:00:00", "gpus": 1}
-    text = job_script(tmp_path, "sid", 6, res, cfg, "docker", "cuda", 120, True, {"epochs": "3"}, None, False)
+    options = RunOptions(runner="docker", device="cuda", subset=120, smoke=True, overrides={"epochs": "3"})
+    text = job_script(tmp_path, "sid", 6, res, cfg, options)
     for line in ("#SBATCH --array=0-5%4", "#SBATCH --cpus-per-task=2", "#SBATCH --mem=8192M", "#SBATCH --time=02:00:00",
-                 "#SBATCH --partition=p", "#SBATCH --account=a", "#SBATCH --gres=gpu:1", "module load cuda"):
+                 "#SBATCH --partition=p", "#SBATCH --account=a", "#SBATCH --gres=gpu:1", "module load cuda",
+                 'threads="${SLURM_CPUS_PER_TASK:-1}"'):
         assert line in text
     run = [ln for ln in text.splitlines() if ln.startswith("exec ")][0]
     assert ' run "$model" "$prop" --seed "$seed" --threads "$threads" --runner docker --device cuda --subset 120 --smoke --set epochs=3' in run
     assert "boom.cli" in run
+    # what `boom run` makes of the line is the submitted options, with the cell's seed and Slurm's CPUs
+    assert parse_run_args(_exec_args(text, "4", "2")) == ("M", "P", options.but(seeds=(4,), threads=2))
+
+
+def test_every_run_option_survives_the_job_script(tmp_path):
+    """Each option of RunOptions, set to a non-default value, comes back from the array task's arguments."""
+    from dataclasses import fields
+
+    from boom.slurm.submit import job_script
+
+    options = RunOptions(seeds=(0, 1), overrides={"mode": "ok", "sleep_s": "2.5", "note": "a b=c"}, subset=40,
+                         train_subset=30, smoke=True, device="cuda", threads=3, timeout_s=77, memory_gb=1.5,
+                         cpus=0.5, runner="apptainer", force=True)
+    default = RunOptions()
+    assert all(getattr(options, f.name) != getattr(default, f.name) for f in fields(RunOptions))
+    text = job_script(tmp_path, "sid", 2, {"cpus": 3, "mem_mb": 1536, "time": "00:10:00", "gpus": 0}, SlurmConfig(),
+                      options)
+    assert 'threads="3"' in text and '--threads "$threads"' not in text  # --threads travels in the options
+    assert parse_run_args(_exec_args(text, "1", "ignored")) == ("M", "P", options.but(seeds=(1,)))
+
+
+def test_run_options_round_trip_through_boom_run_arguments():
+    options = RunOptions(seeds=(7,), overrides={"lr": "3e-4", "layers": "2"}, train_subset=300, device="cuda",
+                         timeout_s=5, memory_gb=2.0, cpus=1.25, runner="docker")
+    model, prop, back = parse_run_args(["rf", "density", "--seed", "7", *options.run_args()])
+    assert (model, prop, back) == ("rf", "density", options)
+    assert parse_run_args(["rf", "density"])[2] == RunOptions(seeds=(0,))
+    assert RunOptions(overrides={"b": 1, "a": "x"}).overrides == (("a", "x"), ("b", "1"))  # sorted, text
+    with pytest.raises(ValueError, match="one run has one seed"):
+        RunOptions(seeds=(1, 2)).seed
+    with pytest.raises(ValueError, match="unknown runner"):
+        RunOptions(runner="podman")
 
 
 def test_slurm_kills_become_failed_records_and_lost_jobs_do_not(tmp_path, monkeypatch):
@@ -187,8 +233,9 @@ def timeout_submission(cluster, results_root):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BOOM_MODELS_DIR", str(FIXTURE_MODELS))
         cells = matrix.cells(["broken"], ["density"], [0])
-        sub, _ = slurm.run_matrix(cells, "local", _cfg(time="00:01:00"), overrides={"mode": "sleep", "sleep_s": "900"},
-                                  subset=40, threads=1, wait=False, echo=lambda s: None)
+        sub, _ = slurm.run_matrix(cells, _cfg(time="00:01:00"),
+                                  RunOptions(overrides={"mode": "sleep", "sleep_s": "900"}, subset=40, threads=1),
+                                  wait=False, echo=lambda s: None)
     assert sub is not None and len(sub.cells) == 1
     return sub
 
@@ -206,7 +253,7 @@ def test_matrix_on_slurm_equals_local_executor(cluster, results_root, timeout_su
 
     cells = matrix.cells(RF_CELLS["models"], RF_CELLS["props"], RF_CELLS["seeds"])
     assert len(cells) == 4
-    sub, _ = slurm.run_matrix(cells, "local", _cfg(max_parallel=2), subset=SUBSET, smoke=True, threads=1, wait=False)
+    sub, _ = slurm.run_matrix(cells, _cfg(max_parallel=2), RF_OPTIONS, wait=False)
     assert sub is not None and len(sub.cells) == 4
     script = (sub.folder / "job.sh").read_text()
     assert "#SBATCH --array=0-3%2" in script and "#SBATCH --cpus-per-task=1" in script
@@ -216,8 +263,7 @@ def test_matrix_on_slurm_equals_local_executor(cluster, results_root, timeout_su
     local_root = tmp_path / "local-results"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BOOM_RESULTS_DIR", str(local_root))
-        local = matrix.run_matrix(cells, LocalRunner(), jobs=1, subset=SUBSET, smoke=True, threads=1,
-                                  echo=lambda s: None)
+        local = matrix.run_matrix(cells, LocalRunner(), RF_OPTIONS, echo=lambda s: None)
     assert all(r.status == "ok" for r in local), [r.reason for r in local]
 
     final = slurm.follow([sub], poll_s=2.0, timeout_s=900)
@@ -234,7 +280,7 @@ def test_matrix_on_slurm_equals_local_executor(cluster, results_root, timeout_su
     assert [{k: r[k] for k in keys} for r in slurm_rows] == [{k: r[k] for k in keys} for r in local_rows]
 
     # Resumable: everything is done, so nothing is submitted again.
-    again, results = slurm.run_matrix(cells, "local", _cfg(), subset=SUBSET, smoke=True, threads=1, wait=False)
+    again, results = slurm.run_matrix(cells, _cfg(), RF_OPTIONS, wait=False)
     assert again is None and all(r.skipped and r.status == "ok" for r in results)
 
     # `boom matrix --status` through the CLI.
@@ -255,14 +301,12 @@ def test_cancel_and_resubmit_retries_only_failed(cluster, results_root):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BOOM_MODELS_DIR", str(FIXTURE_MODELS))
         cells = matrix.cells(["broken"], ["hof"], [0, 1])
-        sets = {"mode": "sleep", "sleep_s": "900"}
-        sub, _ = slurm.run_matrix(cells, "local", _cfg(max_parallel=1), overrides=sets, subset=40, threads=1,
-                                  wait=False, echo=lambda s: None)
+        sets = RunOptions(overrides={"mode": "sleep", "sleep_s": "900"}, subset=40, threads=1)
+        sub, _ = slurm.run_matrix(cells, _cfg(max_parallel=1), sets, wait=False, echo=lambda s: None)
         assert sub is not None and len(sub.cells) == 2
         assert sorted(cs.state for cs in states(sub)) in (["pending", "running"], ["pending", "pending"])
         # A second submission of the same cells while they are queued submits nothing.
-        dup, res = slurm.run_matrix(cells, "local", _cfg(), overrides=sets, subset=40, threads=1, wait=False,
-                                    echo=lambda s: None)
+        dup, res = slurm.run_matrix(cells, _cfg(), sets, wait=False, echo=lambda s: None)
         assert dup is None and all(r.status == "queued" for r in res)
 
         text = slurm.cancel_cells(cells)
@@ -277,8 +321,7 @@ def test_cancel_and_resubmit_retries_only_failed(cluster, results_root):
         rec = results.read_record(Path(ok_cell.folder))
         runfiles.write_atomic(Path(ok_cell.folder) / "record.json",
                               rec.model_copy(update={"status": RunStatus.OK, "reason": None}).model_dump_json())
-        retry, _ = slurm.run_matrix(cells, "local", _cfg(), overrides=sets, subset=40, threads=1, wait=False,
-                                    echo=lambda s: None)
+        retry, _ = slurm.run_matrix(cells, _cfg(), sets, wait=False, echo=lambda s: None)
         assert retry is not None and [(c.model, c.prop, c.seed) for c in retry.cells] == [("broken", "hof", 1)]
         slurm.cancel_cells(cells)
         assert results.read_record(Path(retry.cells[0].folder)).reason.startswith(f"slurm job {retry.job_id}_0: CANCELLED")

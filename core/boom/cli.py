@@ -1,7 +1,6 @@
 """The ``boom`` command line: the product; make targets are thin aliases of these verbs."""
 from __future__ import annotations
 
-import re
 import sys
 import time
 from pathlib import Path
@@ -11,29 +10,14 @@ import click
 
 from boom import __version__, paths
 from boom_schema import CONTRACT_VERSION, PROPERTIES, RunStatus, SpecError
+from boom.options import COUNT, RunOptions, run_options
 
 
-# Numeric options are range-checked by click, so a mistake is a one-line "Invalid value for '--x'" naming the range
-# (``--subset 0`` once started a full-data run, ``--threads 0`` was read as "not given", ``--seed -1`` hung).
-SEED = click.IntRange(min=0)
-COUNT = click.IntRange(min=1)  # molecules, threads, seconds, jobs
 GPUS = click.IntRange(min=0)
-POSITIVE = click.FloatRange(min=0, min_open=True)
 
 
 def _fail(message: str) -> None:
     raise click.ClickException(message)
-
-
-def _seeds_option(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
-    """``--seeds`` is ``0,1,2`` or ``0-4`` (seeds >= 0, a range low-high with low <= high)."""
-    if value is None:
-        return value
-    for part in (p.strip() for p in value.split(",")):
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
-            raise click.BadParameter(f"{part!r} is not a seed (an integer >= 0) or a range like 0-4", ctx, param)
-    return value
 
 
 class _Group(click.Group):
@@ -106,43 +90,34 @@ def data_verify(dataset: str) -> None:
         _fail(f"{bad} check(s) failed; 'boom data prepare --force' rewrites the prepared data")
 
 
-def _runner(name: str):
-    if name == "local":
-        from boom.runners.local import LocalRunner
+def _feedback(quiet: bool, prefix: str = "  | "):
+    """Where a run is, printed when it starts; the model's log lines while it runs unless ``quiet`` (stderr)."""
+    from boom.orchestrate import Feedback
 
-        return LocalRunner()
-    from boom.runners import select
+    def started(planned, log_path: Path) -> None:
+        click.echo(f"{planned.name}: running ({planned.task.threads} thread(s), limit {planned.task.time_budget_s} s)"
+                   f"\n  run folder: {planned.folder}\n  log: {log_path}", err=True)
 
-    return select(name)
+    return Feedback(started=started, log_line=None if quiet else (lambda line: click.echo(line, err=True)),
+                    prefix=prefix)
+
+
+QUIET = click.option("--quiet", "-q", is_flag=True, help="Do not stream the model's log to the terminal.")
 
 
 @main.command("run")
 @click.argument("model")
 @click.argument("prop", metavar="PROPERTY")
-@click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a hyperparameter (repeatable).")
-@click.option("--runner", "runner_name", type=click.Choice(["local", "docker", "apptainer", "auto"]), default="local", show_default=True)
-@click.option("--subset", type=COUNT, default=None, help="Use N train molecules (and N/4 of each test split).")
-@click.option("--train-subset", type=COUNT, default=None,
-              help="Use N seeded train molecules and the FULL ID and OOD test sets (comparable to full runs).")
-@click.option("--smoke", is_flag=True, help="Apply the model's smoke settings (tiny CPU run).")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--threads", type=COUNT, default=None, help="CPU threads (default: the spec's cpus, at most the cores).")
-@click.option("--timeout", "timeout_s", type=COUNT, default=None, help="Wall-clock limit in seconds.")
-@click.option("--force", is_flag=True, help="Rerun even if this exact run already succeeded.")
-def run_cmd(model: str, prop: str, seed: int, sets: tuple[str, ...], runner_name: str, subset: Optional[int],
-            train_subset: Optional[int], smoke: bool, device: str, threads: Optional[int], timeout_s: Optional[int], force: bool) -> None:
+@run_options(many_seeds=False)
+@QUIET
+def run_cmd(model: str, prop: str, options: RunOptions, quiet: bool) -> None:
     """Run MODEL on PROPERTY, validate and score its predictions."""
-    from boom import registry
     from boom.data.llnl10k import RawDataError
     from boom.orchestrate import RunSetupError, run
 
+    seed = options.seed
     try:
-        overrides = registry.parse_overrides(list(sets))
-        runner = _runner(runner_name)
-        outcome = run(model, prop, runner, seed=seed, overrides=overrides, subset=subset, train_subset=train_subset,
-                      device=device,
-                      threads=threads, timeout_s=timeout_s, force=force, smoke=smoke)
+        outcome = run(model, prop, options.make_runner(), options, feedback=_feedback(quiet))
     except (RunSetupError, SpecError, RawDataError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
     rec = outcome.record
@@ -205,10 +180,10 @@ def models_list() -> None:
 @click.argument("name")
 @click.option("--prop", "prop", default=None, help="Property of the smoke run (default: the model's first task).")
 @click.option("--runner", "runner_name", type=click.Choice(["local", "docker", "auto"]), default="auto", show_default=True)
-@click.option("--no-build", is_flag=True, help="Check spec and Dockerfile only: no image build, no smoke run.")
+@click.option("--no-build", is_flag=True, help="Check spec and image definition only: no image build, no smoke run.")
 @click.option("--subset", type=COUNT, default=60, show_default=True, help="Train molecules of the smoke run.")
 def models_check(name: str, prop: Optional[str], runner_name: str, no_build: bool, subset: int) -> None:
-    """Validate a model folder: spec, Dockerfile convention, image build and a tiny smoke run."""
+    """Validate a model folder: spec, image definition, image build and a tiny smoke run."""
     from boom import images, registry
     from boom.orchestrate import RunSetupError, run
     from boom.runners import select
@@ -222,8 +197,9 @@ def models_check(name: str, prop: Optional[str], runner_name: str, no_build: boo
     for p in problems:
         click.echo(f"dockerfile: {p}", err=True)
     if problems:
-        _fail(f"{name}: Dockerfile does not follow the convention (see models/rf/Dockerfile)")
-    click.echo(f"dockerfile: ok (on boom-tte/{images.model_base_kind(entry)})")
+        _fail(f"{name}: image definition has problems (see docs/contract.md, 'Model images')")
+    source = "its own Dockerfile" if images.own_dockerfile(entry) else "models/_base/model.Dockerfile"
+    click.echo(f"dockerfile: ok ({source} on boom-tte/{images.model_base_kind(entry)})")
     if no_build:
         return
     runner = select(runner_name)
@@ -235,7 +211,7 @@ def models_check(name: str, prop: Optional[str], runner_name: str, no_build: boo
         click.echo(f"image: ok ({tag})")
     prop = prop or entry.spec.tasks[0]
     try:
-        outcome = run(name, prop, runner, subset=subset, smoke=True, threads=1, force=True)
+        outcome = run(name, prop, runner, RunOptions(subset=subset, smoke=True, threads=1, force=True))
     except (RunSetupError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
     rec = outcome.record
@@ -248,20 +224,9 @@ def models_check(name: str, prop: Optional[str], runner_name: str, no_build: boo
 @main.command("matrix")
 @click.option("--models", "models_", default=None, help="Comma-separated models (default: all).")
 @click.option("--props", default=None, help="Comma-separated properties (default: every one a model supports).")
-@click.option("--seeds", default=None, callback=_seeds_option, help="Seeds, e.g. 0,1,2 or 0-4 (default: each spec's `seeds`).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a hyperparameter of every model (repeatable).")
+@run_options(many_seeds=True)
 @click.option("--jobs", type=COUNT, default=1, show_default=True, help="Runs in parallel; cores are divided between them.")
-@click.option("--runner", "runner_name", type=click.Choice(["local", "docker", "apptainer", "auto"]), default="local", show_default=True)
-@click.option("--subset", type=COUNT, default=None, help="Use N train molecules (and N/4 of each test split).")
-@click.option("--train-subset", type=COUNT, default=None,
-              help="Use N seeded train molecules and the full ID and OOD test sets (local executor).")
-@click.option("--smoke", is_flag=True, help="Apply each model's smoke settings.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--threads", type=COUNT, default=None, help="Threads per run (default: cores // jobs).")
-@click.option("--timeout", "timeout_s", type=COUNT, default=None, help="Wall-clock limit per run in seconds.")
-@click.option("--memory-gb", type=POSITIVE, default=None, help="Container memory limit (docker runner; default: spec).")
-@click.option("--cpus", type=POSITIVE, default=None, help="Container CPU limit (docker runner; default: threads).")
-@click.option("--force", is_flag=True, help="Rerun cells that already succeeded.")
+@QUIET
 @click.option("--strict", is_flag=True, help="Exit 1 when any cell failed (default: failures are rows, exit 0).")
 @click.option("--no-report", is_flag=True, help="Do not write the leaderboard at the end.")
 @click.option("--executor", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
@@ -274,43 +239,30 @@ def models_check(name: str, prop: Optional[str], runner_name: str, no_build: boo
 @click.option("--status", "show_status", is_flag=True, help="Slurm: show pending/running/done/failed per cell.")
 @click.option("--cancel", "do_cancel", is_flag=True, help="Slurm: cancel the unfinished submissions of these cells.")
 @click.option("--no-wait", is_flag=True, help="Slurm: submit and return (follow with --status).")
-def matrix_cmd(models_: Optional[str], props: Optional[str], seeds: Optional[str], sets: tuple[str, ...], jobs: int,
-               runner_name: str,
-               subset: Optional[int], train_subset: Optional[int], smoke: bool, device: str, threads: Optional[int],
-               timeout_s: Optional[int], memory_gb: Optional[float], cpus: Optional[float], force: bool, strict: bool, no_report: bool,
-               executor: str, partition: Optional[str], account: Optional[str], gpus_per_job: Optional[int],
-               time_limit: Optional[str], max_parallel: Optional[int], show_status: bool, do_cancel: bool,
-               no_wait: bool) -> None:
+def matrix_cmd(models_: Optional[str], props: Optional[str], options: RunOptions, jobs: int, quiet: bool,
+               strict: bool, no_report: bool, executor: str, partition: Optional[str], account: Optional[str],
+               gpus_per_job: Optional[int], time_limit: Optional[str], max_parallel: Optional[int],
+               show_status: bool, do_cancel: bool, no_wait: bool) -> None:
     """Run every (model, property, seed) the specs support; finished runs are skipped, so reruns resume."""
-    from boom import matrix, registry
-    from boom.runners import select
+    from boom import matrix
 
-    slurm = executor == "slurm" or show_status or do_cancel
-    if slurm and train_subset is not None:
-        _fail("--train-subset is not yet passed to Slurm jobs; run these cells with --executor local, or use --subset")
-    try:
-        overrides = registry.parse_overrides(list(sets))
-    except ValueError as exc:
-        _fail(str(exc))
-    if slurm:
+    if executor == "slurm" or show_status or do_cancel:
         from boom.slurm.cli import matrix_slurm
 
-        # keywords, not positions: the overrides were once dropped here by a positional mismatch
-        matrix_slurm(models_, props, seeds, runner_name, subset, smoke, device, threads, timeout_s, force, strict,
-                     no_report, partition, account, gpus_per_job, time_limit, max_parallel, show_status, do_cancel,
-                     no_wait, memory_gb=memory_gb, overrides=overrides)
+        settings = {"partition": partition, "account": account, "gpus_per_job": gpus_per_job, "time": time_limit,
+                    "max_parallel": max_parallel}
+        matrix_slurm(models_, props, options, settings=settings, show_status=show_status, do_cancel=do_cancel,
+                     wait=not no_wait, strict=strict, write_report=not no_report)
         return
     try:
-        selected = matrix.cells(matrix.parse_list(models_), matrix.parse_list(props), matrix.parse_seeds(seeds))
-        options = {k: v for k, v in {"memory_gb": memory_gb, "cpus": cpus}.items() if v is not None}
-        runner = select(runner_name, **options) if runner_name != "local" else select("local")
+        selected = matrix.cells_for(models_, props, options)
+        runner = options.make_runner()
     except (ValueError, SpecError) as exc:
         _fail(str(exc))
-    click.echo(f"matrix: {len(selected)} cells, {jobs} job(s), {threads or matrix.threads_per_job(jobs)} thread(s) "
-               f"per job, runner {runner.name}")
-    results = matrix.run_matrix(selected, runner, jobs=jobs, overrides=overrides, subset=subset,
-                                train_subset=train_subset, smoke=smoke,
-                                device=device, timeout_s=timeout_s, force=force, threads=threads, echo=click.echo)
+    click.echo(f"matrix: {len(selected)} cells, {jobs} job(s), {options.threads or matrix.threads_per_job(jobs)} "
+               f"thread(s) per job, runner {runner.name}")
+    log_line = None if quiet else (lambda line: click.echo(line, err=True))
+    results = matrix.run_matrix(selected, runner, options, jobs=jobs, echo=click.echo, log_line=log_line)
     if not matrix.conclude(results, not no_report, click.echo) and strict:
         sys.exit(1)
 

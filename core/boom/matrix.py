@@ -11,10 +11,11 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from boom_schema import PROPERTIES, RunStatus
-from boom import registry
+from boom import options as options_mod, progress, registry
+from boom.options import RunOptions
 
 
 @dataclass(frozen=True)
@@ -44,16 +45,8 @@ def parse_list(text: Optional[str]) -> Optional[list[str]]:
 
 def parse_seeds(text: Optional[str]) -> Optional[list[int]]:
     """``0,1,2`` or ``0-4``; None means each model's ``seeds`` from its spec."""
-    if not text:
-        return None
-    out: list[int] = []
-    for part in parse_list(text) or []:
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            out.extend(range(int(lo), int(hi) + 1))
-        else:
-            out.append(int(part))
-    return sorted(set(out))
+    seeds = options_mod.parse_seeds(text)
+    return None if seeds is None else list(seeds)
 
 
 def cells(models: Optional[Sequence[str]] = None, props: Optional[Sequence[str]] = None,
@@ -83,35 +76,51 @@ def threads_per_job(jobs: int, cores: Optional[int] = None) -> int:
     return max(1, (cores or os.cpu_count() or 1) // max(1, jobs))
 
 
-def run_matrix(selected: Sequence[Cell], runner, jobs: int = 1, overrides: Optional[Mapping[str, str]] = None,
-               subset: Optional[int] = None, smoke: bool = False, device: str = "cpu",
-               timeout_s: Optional[int] = None, force: bool = False, threads: Optional[int] = None,
-               echo: Callable[[str], None] = print, train_subset: Optional[int] = None) -> list[CellResult]:
-    """Run the cells; every one ends in a CellResult (its run folder holds the record)."""
-    from boom.orchestrate import RunSetupError, default_threads, plan, run
+def cells_for(models: Optional[str], props: Optional[str], options: RunOptions) -> list[Cell]:
+    """The cells of ``--models``/``--props`` (comma-separated text) and the options' seeds."""
+    return cells(parse_list(models), parse_list(props), options.seeds)
 
-    jobs = max(1, jobs)
-    per_job = threads or threads_per_job(jobs)
-    results: dict[Cell, CellResult] = {}
-    # Prepare every task's data once, serially (parallel jobs would otherwise write the same folder).
-    todo = []
+
+def plan_cells(selected: Sequence[Cell], options: RunOptions, threads_cap: Optional[int] = None,
+               echo: Callable[[str], None] = print) -> tuple[list, dict[Cell, CellResult]]:
+    """Plan every cell once, serially (preparing each task's data once: parallel jobs would write the same folder).
+
+    Returns the planned runs and a result row for each cell that cannot run (setup error).
+    """
+    from boom.orchestrate import RunSetupError, plan
+
+    planned, failed = [], {}
     for cell in selected:
         try:
-            plan(cell.model, cell.prop, cell.seed, overrides, subset, device, smoke, train_subset)
-            todo.append(cell)
+            planned.append(plan(cell.model, cell.prop, cell.seed, options, threads_cap=threads_cap))
         except (RunSetupError, ValueError) as exc:
-            results[cell] = CellResult(cell, "error", str(exc))
+            failed[cell] = CellResult(cell, "error", str(exc))
             echo(f"[{cell.model} {cell.prop} seed {cell.seed}] not run: {exc}")
+    return planned, failed
 
-    def one(cell: Cell) -> CellResult:
-        entry = registry.get(cell.model)
-        t = min(per_job, default_threads(entry)) if threads is None else per_job
+
+def run_matrix(selected: Sequence[Cell], runner, options: RunOptions, jobs: int = 1,
+               echo: Callable[[str], None] = print, log_line: Optional[Callable[[str], None]] = None,
+               ) -> list[CellResult]:
+    """Run the cells; every one ends in a CellResult (its run folder holds the record).
+
+    ``echo`` gets one line per finished cell with ``[k/N]``, the elapsed time and an ETA; ``log_line`` (if given)
+    each line of the models' logs while they run, prefixed by the cell.
+    """
+    from boom.orchestrate import Feedback, execute
+
+    jobs = max(1, jobs)
+    results: dict[Cell, CellResult] = {}
+    planned, failed = plan_cells(selected, options, None if options.threads else threads_per_job(jobs), echo)
+    results.update(failed)
+
+    def one(p) -> CellResult:
+        cell = Cell(p.model, p.prop, p.seed)
         started = time.perf_counter()
+        feedback = Feedback(log_line=log_line, prefix=f"  {p.model}/{p.prop}/{p.seed} | ") if log_line else None
         try:
-            out = run(cell.model, cell.prop, runner, seed=cell.seed, overrides=overrides, subset=subset,
-                      train_subset=train_subset,
-                      device=device, threads=t, timeout_s=timeout_s, force=force, smoke=smoke)
-        except Exception as exc:  # a setup error after planning (should not happen): recorded, matrix goes on
+            out = execute(p, runner, feedback)
+        except Exception as exc:  # a runner/orchestrator bug: recorded, matrix goes on
             return CellResult(cell, "error", f"{type(exc).__name__}: {exc}", wall_s=time.perf_counter() - started)
         rec = out.record
         res = CellResult(cell, rec.status.value, rec.reason or "", wall_s=rec.wall_s, folder=str(out.folder),
@@ -120,15 +129,20 @@ def run_matrix(selected: Sequence[Cell], runner, jobs: int = 1, overrides: Optio
             res.id_rmse, res.ood_rmse = out.scores.id.rmse, out.scores.ood.rmse
         return res
 
+    total, done = len(planned), 0
+    clock_start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(one, c): c for c in todo}
+        futures = [pool.submit(one, p) for p in planned]
         for fut in as_completed(futures):
             res = fut.result()
             results[res.cell] = res
+            done += 1
             c = res.cell
             what = "already done" if res.skipped else res.status
             extra = f"OOD RMSE {res.ood_rmse:.4g}" if res.ood_rmse is not None else res.reason
-            echo(f"[{c.model} {c.prop} seed {c.seed}] {what} ({res.wall_s:.1f} s) {extra}")
+            elapsed = time.perf_counter() - clock_start
+            echo(f"[{done}/{total}] [{c.model} {c.prop} seed {c.seed}] {what} ({res.wall_s:.1f} s) {extra}"
+                 f" | elapsed {progress.clock(elapsed)}, ETA {progress.clock(progress.eta(done, total, elapsed))}")
     return [results[c] for c in selected if c in results]
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -22,7 +23,9 @@ from boom_schema import (
 )
 from boom import registry, results, runfiles
 from boom.data import tasks
+from boom.options import RunOptions
 from boom.plots import parity_plot
+from boom.progress import LogFollower
 from boom.runners import stop
 from boom.runners.base import Execution, Runner, last_error_line
 from boom.scoring import split_scores
@@ -48,10 +51,46 @@ def default_threads(entry: registry.ModelEntry) -> int:
     return max(1, min(int(entry.spec.resources.cpus), os.cpu_count() or 1))
 
 
-def plan(model: str, prop: str, seed: int = 0, overrides: Mapping[str, str] | None = None, subset: Optional[int] = None,
-         device: str = "cpu", smoke: bool = False, train_subset: Optional[int] = None,
-         ) -> tuple[registry.ModelEntry, dict, "tasks.TaskData", str]:
-    """Validate the request and prepare its data; returns (entry, params, task data, run id)."""
+@dataclass(frozen=True)
+class PlannedRun:
+    """One cell, planned once: its model, merged hyperparameters, task data, run id, folder and ``task.json``."""
+
+    entry: registry.ModelEntry
+    params: dict
+    data: "tasks.TaskData"
+    run_id: str
+    folder: Path
+    task: Task
+    options: RunOptions
+
+    @property
+    def spec(self):
+        return self.entry.spec
+
+    @property
+    def model(self) -> str:
+        return self.task.model
+
+    @property
+    def prop(self) -> str:
+        return self.task.property
+
+    @property
+    def seed(self) -> int:
+        return self.task.seed
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} {self.prop} seed {self.seed}"
+
+
+def plan(model: str, prop: str, seed: int = 0, options: Optional[RunOptions] = None,
+         threads_cap: Optional[int] = None) -> PlannedRun:
+    """Validate the request and prepare its data (nothing is written in the results tree).
+
+    Threads: ``options.threads``, else the spec's cpus (at most the cores and ``threads_cap``, a matrix's share).
+    """
+    options = options or RunOptions()
     try:
         entry = registry.get(model)
         registry.get_property(prop)  # an unknown name fails here, with a did-you-mean
@@ -60,18 +99,27 @@ def plan(model: str, prop: str, seed: int = 0, overrides: Mapping[str, str] | No
     if prop not in entry.spec.tasks:
         why = entry.spec.unsupported.get(prop, "not listed in its model.yaml tasks")
         raise RunSetupError(f"model {model} does not support {prop}: {why}")
-    if device == "cuda" and entry.spec.gpu == GpuUse.NO:
+    if options.device == "cuda" and entry.spec.gpu == GpuUse.NO:
         raise RunSetupError(f"model {model} does not use a GPU (gpu: no in its model.yaml); use --device cpu")
-    if device == "cpu" and entry.spec.gpu == GpuUse.REQUIRED:
+    if options.device == "cpu" and entry.spec.gpu == GpuUse.REQUIRED:
         raise RunSetupError(f"model {model} requires a GPU; use --device cuda on a machine with one")
     try:
-        params = registry.merge_params(entry.spec, overrides or {}, smoke=smoke)
+        params = registry.merge_params(entry.spec, options.params, smoke=options.smoke)
     except ValueError as exc:
         raise RunSetupError(str(exc)) from None
-    data = tasks.build(prop, subset=subset, with_geometry=entry.spec.input == InputKind.GEOMETRY3D,
-                       workers=default_threads(entry), train_subset=train_subset)
-    rid = results.run_id(entry.content_hash(), data.sha256, params, seed, data.subset, device)
-    return entry, params, data, rid
+    data = tasks.build(prop, subset=options.subset, with_geometry=entry.spec.input == InputKind.GEOMETRY3D,
+                       workers=default_threads(entry), train_subset=options.train_subset)
+    rid = results.run_id(entry.content_hash(), data.sha256, params, seed, data.subset, options.device)
+    info = property_info(prop)
+    folder = results.run_dir(info.dataset, prop, model, rid)
+    threads = options.threads or min(default_threads(entry), threads_cap or default_threads(entry))
+    task = Task(
+        run_id=rid, model=model, dataset=info.dataset, property=prop, unit=info.unit, readout=info.readout,
+        input_dir=str(data.input_dir), output_dir=str(folder), files=data.files, seed=seed,
+        hyperparameters=params, device=options.device, threads=threads,
+        time_budget_s=options.timeout_s or entry.spec.resources.timeout_s, subset=data.subset,
+    )
+    return PlannedRun(entry, params, data, rid, folder, task, options)
 
 
 def _failure_reason(ex: Execution, log_path: Path, timeout_s: int) -> tuple[RunStatus, str]:
@@ -85,35 +133,48 @@ def _failure_reason(ex: Execution, log_path: Path, timeout_s: int) -> tuple[RunS
     return RunStatus.FAILED, f"model exited with status {ex.returncode}: {detail}"
 
 
-def run(model: str, prop: str, runner: Runner, seed: int = 0, overrides: Mapping[str, str] | None = None,
-        subset: Optional[int] = None, device: str = "cpu", threads: Optional[int] = None,
-        timeout_s: Optional[int] = None, force: bool = False, smoke: bool = False,
-        train_subset: Optional[int] = None) -> RunOutcome:
-    """Run one (model, property, seed) cell; never raises for a model failure (it is recorded).
+@dataclass(frozen=True)
+class Feedback:
+    """What a run tells the user while it runs: ``started(planned, log path)`` once, then each log line."""
+
+    started: Optional[Callable[[PlannedRun, Path], None]] = None
+    log_line: Optional[Callable[[str], None]] = None
+    prefix: str = "  | "
+
+
+def run(model: str, prop: str, runner: Runner, options: Optional[RunOptions] = None, seed: Optional[int] = None,
+        feedback: Optional[Feedback] = None) -> RunOutcome:
+    """Plan and execute one (model, property, seed) cell; ``seed`` defaults to the options' one seed."""
+    stop.check()  # a matrix that was told to stop starts no further cell
+    options = options or RunOptions()
+    planned = plan(model, prop, options.seed if seed is None else seed, options)
+    return execute(planned, runner, feedback)
+
+
+def execute(planned: PlannedRun, runner: Runner, feedback: Optional[Feedback] = None) -> RunOutcome:
+    """Run a planned cell; never raises for a model failure (it is recorded).
 
     Raises ``boom.runners.stop.Stopped`` when the orchestrator is told to stop (no record is written).
     """
-    stop.check()  # a matrix that was told to stop starts no further cell
-    entry, params, data, rid = plan(model, prop, seed, overrides, subset, device, smoke, train_subset)
-    info = property_info(prop)
-    folder = results.run_dir(info.dataset, prop, model, rid)
+    stop.check()
+    entry, data, rid, folder, task = planned.entry, planned.data, planned.run_id, planned.folder, planned.task
+    model, seed, params = planned.model, planned.seed, planned.params
     existing = results.read_record(folder)
-    if existing is not None and existing.status == RunStatus.OK and not force:
+    if existing is not None and existing.status == RunStatus.OK and not planned.options.force:
         return RunOutcome(existing, results.read_scores(folder), folder, skipped=True)
     results.archive_previous(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    threads = threads or default_threads(entry)
-    timeout_s = timeout_s or entry.spec.resources.timeout_s
-    task = Task(
-        run_id=rid, model=model, dataset=info.dataset, property=prop, unit=info.unit, readout=info.readout,
-        input_dir=str(data.input_dir), output_dir=str(folder), files=data.files, seed=seed,
-        hyperparameters=params, device=device, threads=threads, time_budget_s=timeout_s, subset=data.subset,
-    )
+    timeout_s = task.time_budget_s
     runfiles.write_atomic(folder / "task.json", runner.task_view(task).model_dump_json(indent=2))
     log_path = folder / "log.txt"
+    feedback = feedback or Feedback()
+    if feedback.started:
+        feedback.started(planned, log_path)
     started = _now()
+    follow = LogFollower(log_path, feedback.log_line, feedback.prefix) if feedback.log_line else nullcontext()
     try:
-        ex = runner.execute(entry, task, folder, log_path, timeout_s)
+        with follow:
+            ex = runner.execute(entry, task, folder, log_path, timeout_s)
     except Exception as exc:  # a runner bug or environment problem is still a recorded failure
         runfiles.append_text(log_path, traceback.format_exc())
         ex = Execution(returncode=None, timed_out=False, wall_s=0.0, error=f"runner error: {type(exc).__name__}: {exc}")
@@ -136,9 +197,9 @@ def run(model: str, prop: str, runner: Runner, seed: int = 0, overrides: Mapping
         except PredictionsError as exc:
             status, reason = RunStatus.FAILED, f"invalid predictions: {exc}"
     record = RunRecord(
-        run_id=rid, model=model, dataset=info.dataset, property=prop, seed=seed, status=status, reason=reason,
-        runner=runner.name, device=device, hyperparameters=params, subset=data.subset, smoke=smoke,
-        model_sha256=entry.content_hash(), started_at=started,
+        run_id=rid, model=model, dataset=task.dataset, property=task.property, seed=seed, status=status,
+        reason=reason, runner=runner.name, device=task.device, hyperparameters=params, subset=data.subset,
+        smoke=planned.options.smoke, model_sha256=entry.content_hash(), started_at=started,
         finished_at=_now(), wall_s=round(ex.wall_s, 3),
         timings=report.timings if report else ModelReport().timings,
         peak_memory_mb=None if ex.peak_memory_mb is None else round(ex.peak_memory_mb, 1),

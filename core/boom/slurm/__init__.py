@@ -7,9 +7,10 @@ and ``--cancel`` work on the submissions found in the results tree.  See ``bench
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from boom.matrix import Cell, CellResult
+from boom.options import RunOptions
 from boom.slurm.config import SlurmConfig, load as load_config
 from boom.slurm.submit import Submission, all_submissions, prepare_cells, submit
 from boom.slurm.watch import cancel, latest_states, status_table, states, to_result
@@ -19,19 +20,17 @@ __all__ = ["SlurmConfig", "Submission", "load_config", "run_matrix", "status", "
            "states", "follow", "submit", "prepare_cells", "cancel"]
 
 
-def run_matrix(selected: Sequence[Cell], runner: str, cfg: SlurmConfig, overrides: Optional[Mapping[str, str]] = None,
-               subset: Optional[int] = None, smoke: bool = False, device: str = "cpu", timeout_s: Optional[int] = None,
-               force: bool = False, threads: Optional[int] = None, wait: bool = True,
+def run_matrix(selected: Sequence[Cell], cfg: SlurmConfig, options: RunOptions, wait: bool = True,
                echo: Callable[[str], None] = print) -> tuple[Optional[Submission], list[CellResult]]:
     """Submit the cells that need a run and (with ``wait``) follow them to the end; results in ``selected`` order."""
     from boom.slurm.watch import in_flight
 
-    prepared = prepare_cells(selected, overrides or {}, subset, smoke, device, force, in_flight(), echo)
+    prepared = prepare_cells(selected, options, in_flight(), echo)
     by_cell: dict[Cell, CellResult] = {r.cell: r for r in prepared.done}
     skipped = sum(r.skipped for r in prepared.done)
     sub = None
     if prepared.to_submit:
-        sub = submit(prepared.to_submit, cfg, runner, device, subset, smoke, overrides, threads, timeout_s, force)
+        sub = submit(prepared.to_submit, cfg, options)
         res = sub.options["resources"]
         echo(f"slurm: submitted {len(sub.cells)} cell(s) as job array {sub.job_id} "
              f"({res['cpus']} cpu, {res['mem_mb']} MB, time {res['time']}"

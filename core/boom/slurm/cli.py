@@ -2,26 +2,25 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import click
 
 from boom_schema import SpecError
+from boom.options import RunOptions
 
 
-def matrix_slurm(models_: Optional[str], props: Optional[str], seeds: Optional[str], runner_name: str,
-                 subset: Optional[int], smoke: bool, device: str, threads: Optional[int], timeout_s: Optional[int],
-                 force: bool, strict: bool, no_report: bool, partition: Optional[str], account: Optional[str],
-                 gpus_per_job: Optional[int], time_limit: Optional[str], max_parallel: Optional[int],
-                 show_status: bool, do_cancel: bool, no_wait: bool, memory_gb: Optional[float] = None,
-                 overrides: Optional[dict] = None) -> None:
+def matrix_slurm(models_: Optional[str], props: Optional[str], options: RunOptions, *, settings: Mapping[str, Any],
+                 show_status: bool = False, do_cancel: bool = False, wait: bool = True, strict: bool = False,
+                 write_report: bool = True) -> None:
+    """Submit (and follow) the matrix, or show / cancel its submissions.  ``settings``: Slurm options of the CLI."""
     from boom import matrix
     from boom import slurm
     from boom.slurm.commands import SlurmError
 
-    restricted = any((models_, props, seeds))
+    restricted = any((models_, props, options.seeds))
     try:
-        selected = matrix.cells(matrix.parse_list(models_), matrix.parse_list(props), matrix.parse_seeds(seeds))
+        selected = matrix.cells_for(models_, props, options)
         if show_status or do_cancel:
             chosen = selected if restricted else None
             if do_cancel:
@@ -29,17 +28,14 @@ def matrix_slurm(models_: Optional[str], props: Optional[str], seeds: Optional[s
             if show_status:
                 click.echo(slurm.status(chosen))
             return
-        if runner_name == "auto":
+        if options.runner == "auto":
             raise click.ClickException("--runner auto is decided per machine: choose local or docker for Slurm jobs")
-        cfg = slurm.load_config({"partition": partition, "account": account, "gpus_per_job": gpus_per_job,
-                                 "time": time_limit, "max_parallel": max_parallel, "memory_gb": memory_gb})
-        click.echo(f"matrix: {len(selected)} cells, executor slurm, runner {runner_name}")
-        _, results = slurm.run_matrix(selected, runner_name, cfg, overrides=overrides, subset=subset, smoke=smoke,
-                                      device=device, timeout_s=timeout_s, force=force, threads=threads,
-                                      wait=not no_wait, echo=click.echo)
+        cfg = slurm.load_config({**settings, "memory_gb": options.memory_gb})
+        click.echo(f"matrix: {len(selected)} cells, executor slurm, runner {options.runner}")
+        _, results = slurm.run_matrix(selected, cfg, options, wait=wait, echo=click.echo)
     except (ValueError, SpecError, SlurmError) as exc:
         raise click.ClickException(str(exc)) from None
-    if no_wait:
+    if not wait:
         return
-    if not matrix.conclude(results, not no_report, click.echo) and strict:
+    if not matrix.conclude(results, write_report, click.echo) and strict:
         sys.exit(1)

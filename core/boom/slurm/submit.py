@@ -5,8 +5,8 @@ A submission is a folder under the results tree, ``<results>/_slurm/<submission-
 - ``cells.tsv``: ``index model property seed run_id folder``, one row per array task;
 - ``cells.json``: the same cells with what a record needs (hyperparameters, data hashes, the finish time of
   the record the folder held at submission, so a stale record is never taken for this attempt's);
-- ``job.sh``: the batch script; array task *i* runs row *i* as ``boom run MODEL PROP --seed S --runner R
-  --threads $SLURM_CPUS_PER_TASK ...``, exactly the command that runs a cell locally;
+- ``job.sh``: the batch script; array task *i* runs row *i* as ``boom run MODEL PROP --seed S --threads $SLURM_CPUS_PER_TASK``
+  followed by the run options (``RunOptions.run_args``), exactly the command that runs a cell locally;
 - ``submission.json``: job id, options, Slurm settings; ``logs/<i>.out``: each task's output.
 
 Cells whose record is ok are not submitted (unless ``force``), nor cells queued or running in an
@@ -25,9 +25,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
-from boom_schema import RunStatus, property_info
+from boom_schema import RunStatus
 from boom import paths, registry, results, runfiles
 from boom.matrix import Cell, CellResult
+from boom.options import RunOptions
 from boom.slurm import commands
 from boom.slurm.config import SlurmConfig, format_time, parse_time_s
 
@@ -109,19 +110,23 @@ def boom_command(cfg: SlurmConfig) -> str:
     return cfg.boom_command or f"{shlex.quote(sys.executable)} -m boom.cli"
 
 
-def resources(cells: Sequence[SubmittedCell], cfg: SlurmConfig, device: str, threads: Optional[int],
-              timeout_s: Optional[int]) -> dict:
-    """The array's request: the largest of the cells' model.yaml resources unless set explicitly."""
+def resources(cells: Sequence[SubmittedCell], cfg: SlurmConfig, options: RunOptions) -> dict:
+    """The array's request: the largest of the cells' model.yaml resources unless set explicitly.
+
+    CPUs: the config's ``cpus_per_job``, else ``--threads``, else ``--cpus`` (rounded up), else the specs'.
+    Memory: ``--memory-gb``, else the config's ``memory_gb``, else the specs'.
+    """
     specs = [registry.get(m).spec for m in sorted({c.model for c in cells})]
-    cpus = cfg.cpus_per_job or threads or max(int(math.ceil(s.resources.cpus)) for s in specs)
-    mem_gb = cfg.memory_gb or max(s.resources.memory_gb for s in specs)
+    cpus = (cfg.cpus_per_job or options.threads or (int(math.ceil(options.cpus)) if options.cpus else None)
+            or max(int(math.ceil(s.resources.cpus)) for s in specs))
+    mem_gb = options.memory_gb or cfg.memory_gb or max(s.resources.memory_gb for s in specs)
     if cfg.time:
         parse_time_s(cfg.time)  # raises ValueError for a malformed time
         time_limit = cfg.time
     else:
-        limit = timeout_s or max(s.resources.timeout_s for s in specs)
+        limit = options.timeout_s or max(s.resources.timeout_s for s in specs)
         time_limit = format_time(limit + max(TIME_MARGIN_S, limit // 10))
-    gpus = cfg.gpus_per_job if cfg.gpus_per_job is not None else (1 if device == "cuda" else 0)
+    gpus = cfg.gpus_per_job if cfg.gpus_per_job is not None else (1 if options.device == "cuda" else 0)
     return {"cpus": int(cpus), "mem_mb": int(math.ceil(mem_gb * 1024)), "time": time_limit, "gpus": int(gpus)}
 
 
@@ -131,9 +136,11 @@ def _cells_tsv(cells: Sequence[SubmittedCell]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def job_script(sub_dir: Path, sid: str, n: int, res: dict, cfg: SlurmConfig, runner: str, device: str,
-               subset: Optional[int], smoke: bool, overrides: Mapping[str, str], timeout_s: Optional[int],
-               force: bool) -> str:
+def job_script(sub_dir: Path, sid: str, n: int, res: dict, cfg: SlurmConfig, options: RunOptions) -> str:
+    """The batch script: array task i runs ``boom run`` on row i of cells.tsv with ``options.run_args()``.
+
+    Without ``--threads`` a task runs on the CPUs Slurm gave it (``$SLURM_CPUS_PER_TASK``).
+    """
     q = shlex.quote
     array = f"0-{n - 1}" + (f"%{cfg.max_parallel}" if cfg.max_parallel else "")
     lines = [
@@ -162,27 +169,17 @@ def job_script(sub_dir: Path, sid: str, n: int, res: dict, cfg: SlurmConfig, run
         env["BOOM_RAW_DIR"] = paths.raw_dir()
     lines += [f"export {k}={q(str(v))}" for k, v in env.items()]
     lines += list(cfg.setup)
-    args = ["--runner", runner, "--device", device]
-    if subset is not None:
-        args += ["--subset", str(subset)]
-    if smoke:
-        args.append("--smoke")
-    if timeout_s:
-        args += ["--timeout", str(timeout_s)]
-    if force:
-        args.append("--force")
-    for k, v in sorted(overrides.items()):
-        args += ["--set", f"{k}={v}"]
+    threads = [] if options.threads else ["--threads", '"$threads"']
     lines += [
         "",
         f"SUB={q(str(sub_dir))}",
         'row=$(awk -F"\\t" -v i="${SLURM_ARRAY_TASK_ID}" \'NR > 1 && $1 == i {print; exit}\' "$SUB/cells.tsv")',
         'if [ -z "$row" ]; then echo "boom slurm: no cell ${SLURM_ARRAY_TASK_ID} in $SUB/cells.tsv" >&2; exit 2; fi',
         "IFS=$'\\t' read -r index model prop seed run_id folder <<< \"$row\"",
-        'threads="${SLURM_CPUS_PER_TASK:-1}"',
+        f'threads="{options.threads or "${SLURM_CPUS_PER_TASK:-1}"}"',
         'echo "boom slurm: cell $index: $model $prop seed $seed (run $run_id) on $(hostname), $threads thread(s)"',
-        f'exec {boom_command(cfg)} run "$model" "$prop" --seed "$seed" --threads "$threads" '
-        + " ".join(q(a) for a in args),
+        " ".join([f"exec {boom_command(cfg)} run", '"$model" "$prop" --seed "$seed"', *threads,
+                  *(q(a) for a in options.run_args())]),
         "",
     ]
     return "\n".join(lines)
@@ -195,25 +192,20 @@ class Prepared:
     done: list[CellResult]  # already ok, queued elsewhere, or not runnable
 
 
-def prepare_cells(selected: Sequence[Cell], overrides: Mapping[str, str], subset: Optional[int], smoke: bool,
-                  device: str, force: bool, in_flight: Mapping[str, str],
+def prepare_cells(selected: Sequence[Cell], options: RunOptions, in_flight: Mapping[str, str],
                   echo: Callable[[str], None] = print) -> Prepared:
     """Plan every cell here (prepares each task's data once, serially) and keep those that need a run."""
-    from boom.orchestrate import RunSetupError, plan
+    from boom.matrix import plan_cells
 
     todo: list[SubmittedCell] = []
     done: list[CellResult] = []
-    for cell in selected:
-        try:
-            entry, params, data, rid = plan(cell.model, cell.prop, cell.seed, overrides, subset, device, smoke)
-        except (RunSetupError, ValueError) as exc:
-            done.append(CellResult(cell, "error", str(exc)))
-            echo(f"[{cell.model} {cell.prop} seed {cell.seed}] not run: {exc}")
-            continue
-        dataset = property_info(cell.prop).dataset
-        folder = results.run_dir(dataset, cell.prop, cell.model, rid)
+    planned, failed = plan_cells(selected, options, echo=echo)
+    done.extend(failed.values())
+    for p in planned:
+        cell = Cell(p.model, p.prop, p.seed)
+        rid, folder = p.run_id, p.folder
         rec = results.read_record(folder)
-        if rec is not None and rec.status == RunStatus.OK and not force:
+        if rec is not None and rec.status == RunStatus.OK and not options.force:
             res = CellResult(cell, rec.status.value, "", wall_s=rec.wall_s, folder=str(folder), skipped=True)
             _add_scores(res, folder)
             done.append(res)
@@ -222,8 +214,8 @@ def prepare_cells(selected: Sequence[Cell], overrides: Mapping[str, str], subset
             done.append(CellResult(cell, "queued", f"already queued in submission {in_flight[rid]}",
                                    folder=str(folder), skipped=True))
             continue
-        todo.append(SubmittedCell(len(todo), cell.model, cell.prop, cell.seed, rid, str(folder), dataset,
-                                  dict(params), data.subset, dict(data.sha256), rec.finished_at if rec else ""))
+        todo.append(SubmittedCell(len(todo), cell.model, cell.prop, cell.seed, rid, str(folder), p.task.dataset,
+                                  dict(p.params), p.data.subset, dict(p.data.sha256), rec.finished_at if rec else ""))
     return Prepared(todo, done)
 
 
@@ -234,27 +226,25 @@ def _add_scores(res: CellResult, folder: Path) -> None:
         res.id_rmse, res.ood_rmse = s.id.rmse, s.ood.rmse
 
 
-def submit(cells: Sequence[SubmittedCell], cfg: SlurmConfig, runner: str, device: str = "cpu",
-           subset: Optional[int] = None, smoke: bool = False, overrides: Optional[Mapping[str, str]] = None,
-           threads: Optional[int] = None, timeout_s: Optional[int] = None, force: bool = False) -> Submission:
+def submit(cells: Sequence[SubmittedCell], cfg: SlurmConfig, options: RunOptions) -> Submission:
     """Write the submission folder and ``sbatch`` its array; returns the saved Submission."""
     if not cells:
         raise ValueError("nothing to submit")
-    overrides = dict(overrides or {})
+    if options.runner == "auto":
+        raise ValueError("--runner auto is decided per machine: choose local, docker or apptainer for Slurm jobs")
     sid = _new_id()
     folder = submissions_root() / sid
     (folder / "logs").mkdir(parents=True)
-    res = resources(cells, cfg, device, threads, timeout_s)
+    res = resources(cells, cfg, options)
     (folder / "cells.tsv").write_text(_cells_tsv(cells))
     (folder / "cells.json").write_text(json.dumps([asdict(c) for c in cells], indent=2))
     script = folder / "job.sh"
-    script.write_text(job_script(folder, sid, len(cells), res, cfg, runner, device, subset, smoke, overrides,
-                                 timeout_s, force))
+    script.write_text(job_script(folder, sid, len(cells), res, cfg, options))
     os.chmod(script, 0o755)
-    options = {"subset": subset, "smoke": smoke, "overrides": overrides, "threads": threads, "timeout_s": timeout_s,
-               "force": force, "resources": res, "slurm": {k: v for k, v in asdict(cfg).items()}}
+    meta = {"run_options": asdict(options), "run_args": options.run_args(), "resources": res,
+            "slurm": {k: v for k, v in asdict(cfg).items()}}
     job_id = commands.sbatch(script, ["--export=ALL"])
     created = datetime.now(timezone.utc).isoformat(timespec="microseconds")  # orders same-second submissions
-    sub = Submission(sid, folder, job_id, list(cells), runner, device, created, options)
+    sub = Submission(sid, folder, job_id, list(cells), options.runner, options.device, created, meta)
     sub.save()
     return sub
