@@ -94,11 +94,12 @@ def prepared(boom_env: dict[str, Path]) -> dict[str, Path]:
 
 def smoke_run(model: str, prop: str, subset: int = 60, sets: dict[str, str] | None = None, seed: int = 0):
     """Run a model's smoke configuration through the local runner and check the outcome is usable."""
+    from boom.options import RunOptions
     from boom.orchestrate import run
     from boom.runners.local import LocalRunner
 
-    outcome = run(model, prop, LocalRunner(), seed=seed, overrides=sets or {}, subset=subset, smoke=True,
-                  threads=1, force=True)
+    outcome = run(model, prop, LocalRunner(), RunOptions(seeds=(seed,), overrides=sets or {}, subset=subset,
+                                                         smoke=True, threads=1, force=True))
     log = (outcome.folder / "log.txt").read_text() if (outcome.folder / "log.txt").exists() else ""
     assert outcome.record.status.value == "ok", f"{model}/{prop}: {outcome.record.reason}\n{log[-3000:]}"
     s = outcome.scores
