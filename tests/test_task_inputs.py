@@ -54,3 +54,18 @@ def test_10k_conformers_are_seeded_and_readable_by_ase(prepared):
 
     smiles = "CC(=O)Nc1ccc(O)cc1"
     assert embed(smiles) == embed(smiles), "conformers are seeded"
+
+
+def test_task_files_read_back_through_the_contract(prepared):
+    """What tasks.build writes, boom_schema reads back: train labels exactly, every test id and its smiles."""
+    from boom_schema import read_test, read_train
+
+    data = tasks.build("hof", subset=80)
+    train = read_train(data.input_dir / data.files.train)
+    test = read_test(data.input_dir / data.files.test)
+    stored = pd.read_csv(dataset_dir(data.dataset) / "molecules.csv", dtype={"mol_id": str},
+                         float_precision="round_trip").set_index("mol_id")
+    assert len(train) == 80 and train.y == stored.loc[train.mol_id, "hof"].tolist()
+    assert test.y is None and len(test) == len(data.labels)
+    assert set(test.mol_id) == set(data.labels["mol_id"])
+    assert test.smiles == stored.loc[test.mol_id, "smiles"].tolist()
