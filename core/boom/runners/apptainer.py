@@ -24,13 +24,11 @@ from pathlib import Path
 from typing import Optional
 
 from boom_schema import Task
-from boom import cache, paths, runfiles
+from boom import paths, runfiles
 from boom.registry import ModelEntry
+from boom.runners import container as layer
 from boom.runners.base import Execution
 from boom.runners.process import supervise
-
-INPUT_MOUNT = "/task/input"
-OUTPUT_MOUNT = "/task/output"
 
 
 def images_dir() -> Path:
@@ -53,7 +51,7 @@ class ApptainerRunner:
         self.images = Path(images) if images else images_dir()
 
     def task_view(self, task: Task) -> Task:
-        return task.model_copy(update={"input_dir": INPUT_MOUNT, "output_dir": OUTPUT_MOUNT})
+        return layer.task_view(task)
 
     def image_for(self, entry: ModelEntry) -> tuple[str, Path]:
         from boom import images
@@ -62,21 +60,17 @@ class ApptainerRunner:
         return tag, self.images / sif_name(tag)
 
     def command(self, entry: ModelEntry, task: Task, run_dir: Path, sif: Path) -> list[str]:
-        threads = str(task.threads)
-        features = cache.host_folder()  # the shared feature cache, read-only (boom.cache)
-        cmd = [self.executable or "apptainer", "exec", "--containall", "--cleanenv",
-               "--bind", f"{Path(task.input_dir).resolve()}:{INPUT_MOUNT}:ro",
-               "--bind", f"{run_dir.resolve()}:{OUTPUT_MOUNT}",
-               *(["--bind", f"{features}:{cache.CONTAINER_MOUNT}:ro"] if features else []),
-               "--pwd", f"/opt/boom/models/{entry.name}"]
+        """``apptainer exec`` of the shared container plan (``boom.runners.container``); as the invoking user."""
+        plan = layer.plan(entry, task, run_dir)
+        cmd = [self.executable or "apptainer", "exec", "--containall", "--cleanenv"]
+        for m in plan.mounts:
+            cmd += ["--bind", f"{m.host}:{m.target}" + (":ro" if m.read_only else "")]
+        cmd += ["--pwd", plan.workdir]
         if task.device == "cuda":
             cmd.append("--nv")
-        for key, value in (("OMP_NUM_THREADS", threads), ("MKL_NUM_THREADS", threads),
-                           ("OPENBLAS_NUM_THREADS", threads), ("PYTHONUNBUFFERED", "1"), ("MPLBACKEND", "Agg"),
-                           ("HOME", "/tmp"), ("MPLCONFIGDIR", "/tmp/matplotlib"),
-                           *cache.model_env(in_container=True).items()):
+        for key, value in plan.env.items():
             cmd += ["--env", f"{key}={value}"]
-        return cmd + [str(sif), "python", entry.spec.entrypoint, f"{OUTPUT_MOUNT}/task.json"]
+        return cmd + [str(sif), *plan.command]
 
     def execute(self, entry: ModelEntry, task: Task, run_dir: Path, log_path: Path, timeout_s: int) -> Execution:
         tag, sif = self.image_for(entry)

@@ -1,12 +1,10 @@
 """Docker runner: one container per run, from the model's content-tagged image (Docker SDK for Python).
 
-- the task's input folder is mounted read-only at /task/input (it holds no test labels), the run folder
-  read-write at /task/output; task.json there has these container paths (``task_view``);
+- mounts, task view, thread environment, user and command from ``boom.runners.container`` (shared with
+  Apptainer): the task's input folder read-only at /task/input, the run folder read-write at /task/output;
 - ``network_mode="none"``; memory (``mem_limit``, no swap) and CPU (``nano_cpus``) limits from the model
   spec, the runner's overrides (CLI / ``BOOM_DOCKER_MEMORY_GB`` / ``BOOM_DOCKER_CPUS``) or the task's threads;
-- a non-root user: the invoking user's uid:gid, so the files a model writes belong to them on the host;
-  when the invoking user is root the image's own ``boom`` user (10001) runs it and the run folder is
-  handed back to root afterwards;
+- a non-root user (``container.user_for``): the invoking user's uid:gid, or as root the image's ``boom`` user;
 - the GPU through a device request only when the task's device is cuda and the host has one;
 - the container's output streamed to the run's log.txt, a wall-clock timeout, the container always
   removed.  Every failure (daemon down, image build, OOM kill, timeout) comes back as an ``Execution``
@@ -22,15 +20,12 @@ from pathlib import Path
 from typing import Optional
 
 from boom_schema import Task
-from boom import cache, images, runfiles
+from boom import images, runfiles
 from boom.registry import ModelEntry
-from boom.runners import stop
+from boom.runners import container as layer, stop
 from boom.runners.base import Execution
 
-INPUT_MOUNT = "/task/input"
-OUTPUT_MOUNT = "/task/output"
 WAIT_SLICE_S = 2.0  # how often a waiting run looks whether the orchestrator was told to stop
-IMAGE_USER_ID = 10001  # the ``boom`` user of models/_base/Dockerfile
 
 
 class _OverLimit(Exception):
@@ -62,7 +57,7 @@ class DockerRunner:
 
     # -- the task as the container sees it ------------------------------------------------------
     def task_view(self, task: Task) -> Task:
-        return task.model_copy(update={"input_dir": INPUT_MOUNT, "output_dir": OUTPUT_MOUNT})
+        return layer.task_view(task)
 
     # -- limits ---------------------------------------------------------------------------------
     def limits(self, entry: ModelEntry, task: Task) -> tuple[float, float]:
@@ -70,26 +65,6 @@ class DockerRunner:
         memory = self.memory_gb or entry.spec.resources.memory_gb
         cpus = self.cpus or float(task.threads)
         return memory, min(cpus, float(os.cpu_count() or 1))
-
-    def _user(self, run_dir: Path) -> str:
-        uid, gid = os.getuid(), os.getgid()
-        if uid != 0:
-            return f"{uid}:{gid}"
-        os.chown(run_dir, IMAGE_USER_ID, IMAGE_USER_ID)
-        return f"{IMAGE_USER_ID}:{IMAGE_USER_ID}"
-
-    @staticmethod
-    def _give_back(run_dir: Path) -> None:
-        """As root, hand everything the container wrote back to root (the invoking user)."""
-        if os.getuid() != 0:
-            return
-        for root, dirs, files in os.walk(run_dir):
-            for name in [*dirs, *files]:
-                try:
-                    os.lchown(os.path.join(root, name), 0, 0)
-                except FileNotFoundError:
-                    pass
-        os.chown(run_dir, 0, 0)
 
     # -- one run --------------------------------------------------------------------------------
     def execute(self, entry: ModelEntry, task: Task, run_dir: Path, log_path: Path, timeout_s: int) -> Execution:
@@ -115,16 +90,9 @@ class DockerRunner:
                 else:
                     log.write("[boom] device cuda requested but the host has no GPU for containers; "
                               "the model falls back to what boom_kit resolves\n")
-            threads = str(task.threads)
-            environment = {
-                "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
-                "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg", "HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib",
-            }
-            features = cache.host_folder()  # the shared feature cache, read-only (boom.cache)
-            environment.update(cache.model_env(in_container=True))
+            plan = layer.plan(entry, task, run_dir)
             mem = f"{int(memory_gb * 1024)}m"
-            input_dir = Path(task.input_dir).resolve()
-            user = self._user(run_dir)
+            user = layer.user_for(run_dir)
             log.write(f"[boom] docker run {tag} user={user} memory={mem} cpus={cpus:g} network=none "
                       f"gpu={'yes' if device_requests else 'no'} timeout={timeout_s}s\n")
             log.flush()
@@ -133,13 +101,9 @@ class DockerRunner:
             timed_out = False
             try:
                 container = client.containers.create(
-                    tag,
-                    command=["python", entry.spec.entrypoint, f"{OUTPUT_MOUNT}/task.json"],
-                    working_dir=f"/opt/boom/models/{entry.name}",
-                    volumes={str(input_dir): {"bind": INPUT_MOUNT, "mode": "ro"},
-                             str(run_dir.resolve()): {"bind": OUTPUT_MOUNT, "mode": "rw"},
-                             **({str(features): {"bind": cache.CONTAINER_MOUNT, "mode": "ro"}} if features else {})},
-                    network_mode="none", user=user, environment=environment,
+                    tag, command=list(plan.command), working_dir=plan.workdir,
+                    volumes={m.host: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in plan.mounts},
+                    network_mode="none", user=user, environment=dict(plan.env),
                     mem_limit=mem, memswap_limit=mem, nano_cpus=int(cpus * 1e9),
                     device_requests=device_requests,
                     labels={"boom.run_id": task.run_id, "boom.model": entry.name, "boom.property": task.property},
@@ -192,7 +156,7 @@ class DockerRunner:
                         container.remove(force=True)
                     except docker.errors.APIError:
                         pass
-                self._give_back(run_dir)
+                layer.give_back(run_dir)
 
     @staticmethod
     def _wait(container, deadline: float, watch=None) -> Optional[int]:

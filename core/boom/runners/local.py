@@ -9,6 +9,7 @@ from boom_schema import Task
 from boom import cache, runfiles
 from boom.registry import ModelEntry
 from boom.runners.base import Execution
+from boom.runners.container import thread_env
 from boom.runners.process import supervise
 
 
@@ -27,8 +28,7 @@ class LocalRunner:
         # its inputs through task.json only.  This is hygiene, not a sandbox — the local runner runs trusted code
         # (label hiding is enforced by the container runners, which mount only the task's input folder).
         env = {k: v for k, v in os.environ.items() if k not in ORCHESTRATOR_PATHS}
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[var] = str(task.threads)
+        env.update(thread_env(task.threads))
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("MPLBACKEND", "Agg")
         env.update(cache.model_env(in_container=False))  # the shared feature cache (boom.cache)
