@@ -120,7 +120,7 @@ class LogFollower:
             self._emit(self._pending)
             self._pending = b""
         if self._read >= self.max_bytes and not self._capped:
-            self._capped = True
+            self._capped, self._pending = True, b""  # a cut line is not shown: the rest is in the log
             self.echo(f"{self.prefix}[boom] the rest of the log is in {self.path}")
 
     def _emit(self, raw: bytes) -> None:
