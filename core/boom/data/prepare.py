@@ -25,7 +25,7 @@ import pandas as pd
 from boom_schema import PROPERTIES
 from boom.data import llnl10k, pinned, qm9, splits
 from boom.hashing import sha256_file
-from boom import paths, progress
+from boom import paths
 
 DATASETS = ("10k_csd", "qm9")
 MANIFEST_VERSION = 2  # 2: portable tie rule, split digests
@@ -71,16 +71,31 @@ def _diagnostics(values: np.ndarray, assignment: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def _write_split(path: Path, mol_ids: "pd.Series", assignment: np.ndarray, density: np.ndarray) -> None:
-    """mol_id, split, kde_density with the density in numpy's shortest round-trip form (exact).
+def _csv_column(values: "pd.Series | np.ndarray") -> list[str]:
+    """One column as CSV fields.
 
-    pandas' per-value ``float_format`` was more than half of QM9's split preparation (issue 19's profile);
-    with this writer the 8 QM9 splits prepare in 8.1 s median against 14.2 s (bench/results/split_prep.md).
+    Floats as Python's shortest round-trip repr (exact), NaN as an empty field; a text column in which any field
+    holds a comma, a quote or a line break (QM9's xyz blocks) is quoted field by field, quotes doubled.
     """
-    dens = density.astype(str)
-    body = "\n".join(",".join(r) for r in zip(mol_ids.tolist(), assignment.tolist(), dens.tolist()))
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f":
+        return ["" if v != v else repr(v) for v in arr.tolist()]
+    fields = [str(v) for v in arr.tolist()]
+    joined = "\x00".join(fields)
+    if any(c in joined for c in ',"\n\r'):
+        return ['"' + f.replace('"', '""') + '"' for f in fields]
+    return fields
+
+
+def _write_csv(path: Path, columns: dict[str, "pd.Series | np.ndarray"]) -> None:
+    """A CSV written atomically from whole columns, without pandas' per-value formatter.
+
+    pandas' ``float_format`` and its formatting of QM9's 100 MB of xyz text were most of QM9's split preparation
+    (issue 19's profile); the values read back identical (checked on all 8 QM9 columns and the geometry table).
+    """
+    fields = [_csv_column(v) for v in columns.values()]
     tmp = path.with_suffix(".csv.part")
-    tmp.write_text("mol_id,split,kde_density\n" + body + "\n")
+    tmp.write_text(",".join(columns) + "\n" + "\n".join(",".join(r) for r in zip(*fields)) + "\n")
     tmp.replace(path)
 
 
@@ -96,7 +111,7 @@ def prepare(dataset: str, raw_dir: Optional[Path] = None, force: bool = False) -
     (folder / "splits").mkdir(parents=True, exist_ok=True)
 
     ood, dens = {}, {}
-    for p in progress.steps(props, len(props), f"boom data prepare {dataset}: KDE split"):
+    for p in props:
         ood[p], dens[p] = splits.ood_mask(table[p].to_numpy(), PROPERTIES[p].n_ood)
     if dataset == "10k_csd":
         assigned = splits.assign_shared_stream(ood, order=props)
@@ -108,16 +123,16 @@ def prepare(dataset: str, raw_dir: Optional[Path] = None, force: bool = False) -
 
     files: dict[str, str] = {}
     mol_path = folder / "molecules.csv"
-    table[["mol_id", "smiles", *props]].to_csv(mol_path, index=False, float_format="%.17g")
+    _write_csv(mol_path, {c: table[c] for c in ("mol_id", "smiles", *props)})
     files["molecules.csv"] = sha256_file(mol_path)
     if dataset == "qm9":  # geometries stay in the molecule table of the dataset folder
         geo_path = folder / "qm9_geometry_source.csv"
-        table[["mol_id", "elements", "xyz"]].to_csv(geo_path, index=False)
+        _write_csv(geo_path, {c: table[c] for c in ("mol_id", "elements", "xyz")})
         files[geo_path.name] = sha256_file(geo_path)
     prop_info: dict[str, Any] = {}
     for p in props:
         path = folder / "splits" / f"{p}.csv"
-        _write_split(path, table["mol_id"], assigned[p], dens[p])
+        _write_csv(path, {"mol_id": table["mol_id"], "split": assigned[p], "kde_density": dens[p]})
         files[f"splits/{p}.csv"] = sha256_file(path)
         prop_info[p] = {
             "unit": PROPERTIES[p].unit,
