@@ -25,7 +25,7 @@ import pandas as pd
 from boom_schema import PROPERTIES
 from boom.data import llnl10k, pinned, qm9, splits
 from boom.hashing import sha256_file
-from boom import paths
+from boom import paths, progress
 
 DATASETS = ("10k_csd", "qm9")
 MANIFEST_VERSION = 2  # 2: portable tie rule, split digests
@@ -111,7 +111,7 @@ def prepare(dataset: str, raw_dir: Optional[Path] = None, force: bool = False) -
     (folder / "splits").mkdir(parents=True, exist_ok=True)
 
     ood, dens = {}, {}
-    for p in props:
+    for p in progress.steps(props, len(props), f"boom data prepare {dataset}: KDE split"):
         ood[p], dens[p] = splits.ood_mask(table[p].to_numpy(), PROPERTIES[p].n_ood)
     if dataset == "10k_csd":
         assigned = splits.assign_shared_stream(ood, order=props)
