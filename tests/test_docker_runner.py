@@ -300,3 +300,42 @@ def test_stopping_boom_removes_the_container(docker_ready, tmp_path: Path) -> No
     left = subprocess.run(["docker", "ps", "-aq", "--filter", "label=boom.model=broken"], capture_output=True,
                           text=True, check=True).stdout.split()
     assert left == [], f"containers left behind: {left}"
+
+
+def test_docker_and_apptainer_share_one_container_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mounts, environment, working folder and command come from boom.runners.container for both runners."""
+    from boom_schema import Task
+    from boom import images, registry
+    from boom.runners import container
+    from boom.runners import docker as docker_runner
+    from boom.runners.apptainer import ApptainerRunner
+
+    monkeypatch.setenv("BOOM_MODELS_DIR", str(FIXTURES))
+    monkeypatch.setenv("BOOM_FEATURE_CACHE", str(tmp_path / "fc"))
+    monkeypatch.setattr(images, "ensure_model", lambda entry, log=None, docker_client=None: "boom-tte/broken:test")
+    entry = registry.get("broken")
+    run_dir, input_dir = tmp_path / "run", tmp_path / "input"
+    run_dir.mkdir()
+    input_dir.mkdir()
+    task = Task(run_id="r1", model="broken", dataset="10k_csd", property="density", unit="g/cm^3", readout="mean",
+                input_dir=str(input_dir), output_dir=str(run_dir), device="cpu", threads=3)
+    plan = container.plan(entry, task, run_dir)
+    assert [(m.target, m.read_only) for m in plan.mounts] == [("/task/input", True), ("/task/output", False),
+                                                             ("/task/feature-cache", True)]
+    assert plan.env["OMP_NUM_THREADS"] == plan.env["OPENBLAS_NUM_THREADS"] == "3" and plan.env["HOME"] == "/tmp"
+
+    client = _FakeClient({"runc": {}})
+    docker_runner.DockerRunner(docker_client=client).execute(entry, task, run_dir, run_dir / "log.txt", timeout_s=30)
+    kw = client.created
+    assert kw["volumes"] == {m.host: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in plan.mounts}
+    assert kw["environment"] == plan.env and kw["working_dir"] == plan.workdir and kw["command"] == list(plan.command)
+
+    cmd = ApptainerRunner(executable="apptainer", images=tmp_path).command(entry, task, run_dir, tmp_path / "b.sif")
+    binds = [cmd[i + 1] for i, word in enumerate(cmd) if word == "--bind"]
+    assert binds == [f"{m.host}:{m.target}" + (":ro" if m.read_only else "") for m in plan.mounts]
+    envs = dict(cmd[i + 1].split("=", 1) for i, word in enumerate(cmd) if word == "--env")
+    assert envs == plan.env and cmd[cmd.index("--pwd") + 1] == plan.workdir
+    assert cmd[-3:] == list(plan.command)
+    for runner in (docker_runner.DockerRunner(docker_client=client), ApptainerRunner(executable="apptainer")):
+        view = runner.task_view(task)
+        assert (view.input_dir, view.output_dir) == ("/task/input", "/task/output")

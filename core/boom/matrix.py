@@ -1,9 +1,10 @@
 """The model x property x seed matrix: every cell a model's spec supports, resumable, in parallel.
 
-Each cell is one ``orchestrate.run``: its run id is a content hash of its inputs, so a cell that already
-succeeded is skipped and a matrix killed mid-way loses no finished run (a record is written atomically at
-the end of each run); rerunning resumes.  Task data is prepared once per task, serially, before the jobs
-start; the machine's cores are divided between the parallel jobs (threads per job = cores // jobs).
+Each cell is planned once (``orchestrate.plan``, serially: task data is prepared once per task before the jobs
+start) and run by ``orchestrate.execute``; every cell gets the same ``RunOptions``.  Its run id is a content hash of
+its inputs, so a cell that already succeeded is skipped and a matrix killed mid-way loses no finished run (a record
+is written atomically at the end of each run); rerunning resumes.  The machine's cores are divided between the
+parallel jobs (threads per job = cores // jobs).
 """
 from __future__ import annotations
 

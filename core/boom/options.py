@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import click
@@ -92,16 +92,6 @@ class RunOptions:
         for key, value in self.overrides:
             args += ["--set", f"{key}={value}"]
         return args
-
-    def describe(self) -> str:
-        """A short line of the options that differ from the defaults (for the start of a run or matrix)."""
-        default = RunOptions()
-        bits = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value != getattr(default, f.name) and f.name not in ("seeds", "runner"):
-                bits.append(f"{f.name}={dict(value) if f.name == 'overrides' else value}")
-        return " ".join(bits)
 
 
 def parse_seeds(text: Optional[str]) -> Optional[tuple[int, ...]]:
