@@ -196,6 +196,13 @@ def test_default_and_smoke_configurations_are_marked(labels, tmp_path: Path) -> 
     assert not report.is_default(report.ConfigKey(**{**full.__dict__, "model_sha256": "0" * 64}))
     assert report.config_short(full) == "defaults"
     assert report.config_short(report.ConfigKey(**{**full.__dict__, "device": "cuda"})) == "defaults · cuda"
+    # rf's smoke values without --smoke are an override; a record older than the 'smoke' field is read by its values
+    smoke_params = {**RF, "n_estimators": 20}
+    record = RunRecord.model_validate_json((row.ok[0].folder / "record.json").read_text())
+    recorded = record.model_copy(update={"hyperparameters": smoke_params, "smoke": False})
+    assert report.config_short(report.config_of(recorded)) == "n_estimators=20 · n80"
+    old = RunRecord.model_validate({k: v for k, v in recorded.model_dump().items() if k != "smoke"})
+    assert report.config_short(report.config_of(old)) == "smoke · n80"
 
 
 def test_export_is_self_contained_and_regenerates_the_same_table(board: Path, tmp_path: Path) -> None:

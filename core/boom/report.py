@@ -120,8 +120,8 @@ def _split_subset(subset: Optional[str]) -> tuple[Optional[int], Optional[int]]:
 
 
 def _is_smoke(record: RunRecord) -> bool:
-    if record.smoke:
-        return True
+    if "smoke" in record.model_fields_set:  # recorded by the orchestrator
+        return record.smoke
     known = _model(record.model)
     if known is None or not known[1]:
         return False
@@ -444,12 +444,14 @@ def heatmap(rows: list[Row], path: Path) -> Optional[Path]:
     best = np.array([np.min(col[np.isfinite(col)]) if np.isfinite(col).any() else np.nan for col in grid.T])
     with np.errstate(invalid="ignore", divide="ignore"):
         norm = grid / best
-    fig, ax = plt.subplots(figsize=(1.1 * len(tasks) + 3.5, 0.45 * len(labels) + 1.8), dpi=110)
+    shown = [lab if len(lab) <= 48 else lab[:47] + "…" for lab in labels]
+    width = 1.1 * len(tasks) + 0.075 * max(len(lab) for lab in shown) + 2.5  # tick labels, colour bar, title
+    fig, ax = plt.subplots(figsize=(max(6.0, width), 0.45 * len(labels) + 1.8), dpi=110)
     finite = norm[np.isfinite(norm)]
     vmax = max(2.0, float(finite.max())) if finite.size else 2.0
     im = ax.imshow(np.ma.masked_invalid(norm), cmap="viridis_r", vmin=1.0, vmax=vmax, aspect="auto")
     ax.set_xticks(range(len(tasks)), tasks, rotation=40, ha="right")
-    ax.set_yticks(range(len(labels)), [lab if len(lab) <= 48 else lab[:47] + "…" for lab in labels])
+    ax.set_yticks(range(len(labels)), shown)
     for i in range(len(labels)):
         for j in range(len(tasks)):
             v = norm[i, j]
@@ -562,7 +564,7 @@ def html_page(rows: list[Row], out_dir: Path, notes: list[str], parity: dict[tup
         "<style>body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
         "table{border-collapse:collapse;margin-bottom:1em}th,td{border:1px solid #ccc;padding:3px 7px;"
         "font-size:13px;text-align:right}th{background:#eef;cursor:pointer}td.l{text-align:left}tr.fail td{color:#a00}"
-        "td.tied{background:#e6f4e6}img.thumb{width:120px;border:1px solid #ddd;margin:1px}"
+        "td.tied{background:#e6f4e6}td.thumbs{white-space:nowrap}img.thumb{width:120px;border:1px solid #ddd;margin:1px}"
         "img.fig{max-width:720px}h2{margin-top:1.4em}.meta{color:#555}</style></head><body>",
         "<h1>BOOM-TTE leaderboard</h1>",
         f"<p class=\"meta\" id=\"meta\">Generated {esc(stamp)} from project commit <code>{esc(project_commit())}</code>.</p>",
@@ -615,7 +617,7 @@ def html_page(rows: list[Row], out_dir: Path, notes: list[str], parity: dict[tup
                 f"<td class=\"l{' tied' if d['tied_best'] else ''}\"{tip}>{esc(tie)}</td>"
                 f"{_num(d['ood_id_ratio'])}{_num(d['id_mae'])}{_num(d['ood_mae'])}{_num(d['id_r2'])}{_num(d['ood_r2'])}"
                 f"{_num(d['ood_nll'])}{_num(d['ood_coverage_95'])}<td class=\"l\">{esc(d['newest'])}</td>"
-                f"<td class=\"l\">{fails}</td><td class=\"l\">{thumbs}</td></tr>")
+                f"<td class=\"l\">{fails}</td><td class=\"l thumbs\">{thumbs}</td></tr>")
         parts.append("</tbody></table>")
         if task in figures:
             parts.append(f"<img class=\"fig extrapolation\" src=\"{esc(figures[task])}\" "
