@@ -286,3 +286,13 @@ def test_readme_block_is_filled_between_its_markers(board: Path, tmp_path: Path)
                                        "--readme", str(bad)])
     assert result.exit_code == 1 and "needs one '<!-- results:begin -->' line" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
+
+
+def test_an_ok_record_without_scores_counts_as_failed_with_the_reason(labels, tmp_path: Path) -> None:
+    from boom import report
+
+    folder = fabricate(tmp_path, labels, "density", 0, lambda n: signs(n, 1.0), RF, "2026-01-01T10:00:00+00:00")
+    (folder / "scores.json").write_text("{not json")
+    (row,) = report.table(report.collect(tmp_path))
+    assert (row["seeds"], row["failed"]) == (0, 1)
+    assert row["reason"] == f"ok, but {folder / 'scores.json'} is missing or invalid (rerun with --force)"

@@ -28,10 +28,11 @@ def _matrix(errors) -> np.ndarray:
     return e
 
 
-def _draws(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
-    """Bootstrap index arrays (replicates, n) in chunks; one seeded stream, so chunking never changes a draw."""
+def _draws(n: int, n_boot: int, seed: int, rows: int = 1) -> Iterator[np.ndarray]:
+    """Bootstrap index arrays (replicates, n) in chunks of about _CHUNK_CELLS resampled values over ``rows`` seeds;
+    one seeded stream, so chunking never changes a draw."""
     rng = np.random.default_rng(seed)
-    per = max(1, _CHUNK_CELLS // n)
+    per = max(1, _CHUNK_CELLS // (n * rows))
     done = 0
     while done < n_boot:
         b = min(per, n_boot - done)
@@ -74,7 +75,7 @@ def replicates(errors, stat: str = "rmse", n_boot: int = N_BOOT, seed: int = SEE
     e = _matrix(errors)
     transform, reduce = _STATS[stat]
     t = transform(e)
-    return np.concatenate([reduce(t[:, idx]) for idx in _draws(e.shape[1], n_boot, seed)])
+    return np.concatenate([reduce(t[:, idx]) for idx in _draws(e.shape[1], n_boot, seed, e.shape[0])])
 
 
 def interval(errors, stat: str = "rmse", n_boot: int = N_BOOT, seed: int = SEED,
@@ -95,7 +96,8 @@ def paired_difference(errors_a, errors_b, stat: str = "rmse", n_boot: int = N_BO
         raise ValueError(f"paired comparison needs the same molecules: {a.shape[1]} vs {b.shape[1]} columns")
     transform, reduce = _STATS[stat]
     ta, tb = transform(a), transform(b)
-    diffs = np.concatenate([reduce(ta[:, idx]) - reduce(tb[:, idx]) for idx in _draws(a.shape[1], n_boot, seed)])
+    diffs = np.concatenate([reduce(ta[:, idx]) - reduce(tb[:, idx])
+                            for idx in _draws(a.shape[1], n_boot, seed, a.shape[0] + b.shape[0])])
     lo, hi = _percentile(diffs, level)
     return point(a, stat) - point(b, stat), lo, hi
 

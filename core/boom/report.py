@@ -259,6 +259,13 @@ def _split_values(rows_ok: list[Run], split: str, name: str) -> list[Optional[fl
     return [getattr(getattr(r.scores, split), name) for r in rows_ok]
 
 
+def _reason(run: Run) -> str:
+    rec = run.record
+    if rec.status == RunStatus.OK:  # recorded as a success, but its scores.json is gone or unreadable
+        return f"ok, but {run.folder / 'scores.json'} is missing or invalid (rerun with --force)"
+    return f"{rec.status.value}: {rec.reason}"
+
+
 def table(rows: list[Row]) -> list[dict]:
     """One dict per row with the COLUMNS (plain numbers; NaN where a value is undefined or missing)."""
     out = []
@@ -270,7 +277,7 @@ def table(rows: list[Row]) -> list[dict]:
             "subset": r.config.subset or "full", "device": r.config.device, "seeds": len(ok),
             "failed": len(r.failed), "config_id": r.config.config_id, "config_full": r.config.full(),
             "newest": max((x.record.finished_at for x in r.runs), default=""),
-            "reason": f"{r.failed[-1].record.status.value}: {r.failed[-1].record.reason}" if r.failed else "",
+            "reason": _reason(r.failed[-1]) if r.failed else "",
         }
         for split in ("id", "ood"):
             for metric in ("rmse", "mae"):
