@@ -10,10 +10,7 @@ import click
 
 from boom import __version__, paths
 from boom_schema import CONTRACT_VERSION, PROPERTIES, RunStatus, SpecError
-from boom.options import COUNT, RunOptions, run_options
-
-
-GPUS = click.IntRange(min=0)
+from boom.options import COUNT, RunOptions, SlurmRequest, run_options, slurm_options
 
 
 def _fail(message: str) -> None:
@@ -231,28 +228,16 @@ def models_check(name: str, prop: Optional[str], runner_name: str, no_build: boo
 @click.option("--no-report", is_flag=True, help="Do not write the leaderboard at the end.")
 @click.option("--executor", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
               help="Run cells here, or submit them to Slurm as one job array (settings: ~/.config/boom/slurm.toml).")
-@click.option("--partition", default=None, help="Slurm partition (default: config / BOOM_SLURM_PARTITION).")
-@click.option("--account", default=None, help="Slurm account (default: config / BOOM_SLURM_ACCOUNT).")
-@click.option("--gpus-per-job", type=GPUS, default=None, help="GPUs per Slurm job (default: 1 with --device cuda).")
-@click.option("--time", "time_limit", default=None, help="Slurm time limit per cell, e.g. 04:00:00 (default: spec).")
-@click.option("--max-parallel", type=COUNT, default=None, help="Slurm array tasks running at once.")
-@click.option("--status", "show_status", is_flag=True, help="Slurm: show pending/running/done/failed per cell.")
-@click.option("--cancel", "do_cancel", is_flag=True, help="Slurm: cancel the unfinished submissions of these cells.")
-@click.option("--no-wait", is_flag=True, help="Slurm: submit and return (follow with --status).")
+@slurm_options
 def matrix_cmd(models_: Optional[str], props: Optional[str], options: RunOptions, jobs: int, quiet: bool,
-               strict: bool, no_report: bool, executor: str, partition: Optional[str], account: Optional[str],
-               gpus_per_job: Optional[int], time_limit: Optional[str], max_parallel: Optional[int],
-               show_status: bool, do_cancel: bool, no_wait: bool) -> None:
+               strict: bool, no_report: bool, executor: str, slurm: SlurmRequest) -> None:
     """Run every (model, property, seed) the specs support; finished runs are skipped, so reruns resume."""
     from boom import matrix
 
-    if executor == "slurm" or show_status or do_cancel:
+    if executor == "slurm" or slurm.wanted:
         from boom.slurm.cli import matrix_slurm
 
-        settings = {"partition": partition, "account": account, "gpus_per_job": gpus_per_job, "time": time_limit,
-                    "max_parallel": max_parallel}
-        matrix_slurm(models_, props, options, settings=settings, show_status=show_status, do_cancel=do_cancel,
-                     wait=not no_wait, strict=strict, write_report=not no_report)
+        matrix_slurm(models_, props, options, slurm, strict=strict, write_report=not no_report)
         return
     try:
         selected = matrix.cells_for(models_, props, options)

@@ -5,13 +5,14 @@ device, threads, timeout, ``--set`` overrides, container limits, runner, force. 
 :func:`run_options` builds it once for ``boom run`` and ``boom matrix`` (same flags, same checks, same help);
 ``orchestrate``, ``matrix`` and ``slurm`` take the value instead of a dozen loose parameters.  A Slurm array task
 gets it back as ``boom run`` arguments (:meth:`RunOptions.run_args`, parsed again by :func:`parse_run_args`:
-a round trip the tests check).
+a round trip the tests check).  :func:`slurm_options` groups the Slurm flags of ``boom matrix`` the same way
+(:class:`SlurmRequest`); it lives here so that starting the command line does not import the Slurm executor.
 """
 from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import click
@@ -24,6 +25,7 @@ DEVICES = ("cpu", "cuda")
 SEED = click.IntRange(min=0)
 COUNT = click.IntRange(min=1)  # molecules, threads, seconds, jobs
 POSITIVE = click.FloatRange(min=0, min_open=True)
+GPUS = click.IntRange(min=0)
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,47 @@ def run_options(many_seeds: bool, runner_help: str = "") -> Callable[[Callable],
         return wrapper
 
     return decorate
+
+
+@dataclass(frozen=True)
+class SlurmRequest:
+    """The Slurm flags of ``boom matrix``: settings for ``slurm.load_config`` and what to do."""
+
+    settings: dict = field(default_factory=dict)  # partition, account, gpus_per_job, time, max_parallel
+    show_status: bool = False
+    do_cancel: bool = False
+    wait: bool = True
+
+    @property
+    def wanted(self) -> bool:
+        return self.show_status or self.do_cancel
+
+
+def slurm_options(command: Callable) -> Callable:
+    """The Slurm flags of ``boom matrix``; the command gets them as one ``slurm`` value (a SlurmRequest)."""
+    flags = [
+        click.option("--partition", default=None, help="Slurm partition (default: config / BOOM_SLURM_PARTITION)."),
+        click.option("--account", default=None, help="Slurm account (default: config / BOOM_SLURM_ACCOUNT)."),
+        click.option("--gpus-per-job", type=GPUS, default=None, help="GPUs per Slurm job (default: 1 with --device cuda)."),
+        click.option("--time", "time_limit", default=None,
+                     help="Slurm time limit per cell, e.g. 04:00:00 (default: spec)."),
+        click.option("--max-parallel", type=COUNT, default=None, help="Slurm array tasks running at once."),
+        click.option("--status", "show_status", is_flag=True, help="Slurm: show pending/running/done/failed per cell."),
+        click.option("--cancel", "do_cancel", is_flag=True,
+                     help="Slurm: cancel the unfinished submissions of these cells."),
+        click.option("--no-wait", is_flag=True, help="Slurm: submit and return (follow with --status)."),
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args, partition, account, gpus_per_job, time_limit, max_parallel, show_status, do_cancel, no_wait,
+                **kwargs):
+        settings = {"partition": partition, "account": account, "gpus_per_job": gpus_per_job, "time": time_limit,
+                    "max_parallel": max_parallel}
+        return command(*args, slurm=SlurmRequest(settings, show_status, do_cancel, not no_wait), **kwargs)
+
+    for flag in reversed(flags):
+        wrapper = flag(wrapper)
+    return wrapper
 
 
 @click.command("run")

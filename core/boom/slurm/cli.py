@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Mapping, Optional
+from typing import Optional
 
 import click
 
 from boom_schema import SpecError
-from boom.options import RunOptions
+from boom.options import RunOptions, SlurmRequest
 
 
-def matrix_slurm(models_: Optional[str], props: Optional[str], options: RunOptions, *, settings: Mapping[str, Any],
-                 show_status: bool = False, do_cancel: bool = False, wait: bool = True, strict: bool = False,
-                 write_report: bool = True) -> None:
-    """Submit (and follow) the matrix, or show / cancel its submissions.  ``settings``: Slurm options of the CLI."""
+def matrix_slurm(models_: Optional[str], props: Optional[str], options: RunOptions, request: SlurmRequest,
+                 strict: bool = False, write_report: bool = True) -> None:
+    """Submit (and follow) the matrix, or show / cancel its submissions."""
     from boom import matrix
     from boom import slurm
     from boom.slurm.commands import SlurmError
@@ -21,21 +20,21 @@ def matrix_slurm(models_: Optional[str], props: Optional[str], options: RunOptio
     restricted = any((models_, props, options.seeds))
     try:
         selected = matrix.cells_for(models_, props, options)
-        if show_status or do_cancel:
+        if request.wanted:
             chosen = selected if restricted else None
-            if do_cancel:
+            if request.do_cancel:
                 click.echo(slurm.cancel_cells(chosen))
-            if show_status:
+            if request.show_status:
                 click.echo(slurm.status(chosen))
             return
         if options.runner == "auto":
             raise click.ClickException("--runner auto is decided per machine: choose local or docker for Slurm jobs")
-        cfg = slurm.load_config({**settings, "memory_gb": options.memory_gb})
+        cfg = slurm.load_config({**request.settings, "memory_gb": options.memory_gb})
         click.echo(f"matrix: {len(selected)} cells, executor slurm, runner {options.runner}")
-        _, results = slurm.run_matrix(selected, cfg, options, wait=wait, echo=click.echo)
+        _, results = slurm.run_matrix(selected, cfg, options, wait=request.wait, echo=click.echo)
     except (ValueError, SpecError, SlurmError) as exc:
         raise click.ClickException(str(exc)) from None
-    if not wait:
+    if not request.wait:
         return
     if not matrix.conclude(results, write_report, click.echo) and strict:
         sys.exit(1)
