@@ -34,6 +34,7 @@ def _chromium() -> str:
 def leaderboard(prepared, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three successful runs and one failed run of the fixture model (local runner), then `report.write`."""
     from boom import report
+    from boom.options import RunOptions
     from boom.orchestrate import run
     from boom.runners.local import LocalRunner
 
@@ -44,7 +45,7 @@ def leaderboard(prepared, tmp_path_factory: pytest.TempPathFactory) -> Path:
         # density twice, in two configurations (sleep_s is never slept in mode ok): two rows, not two seeds
         for prop, sets in (("density", {"mode": "ok"}), ("density", {"mode": "ok", "sleep_s": "1"}),
                            ("hof", {"mode": "ok"}), ("mu", {"mode": "crash"})):
-            run("broken", prop, LocalRunner(), overrides=sets, subset=80, threads=1, force=True)
+            run("broken", prop, LocalRunner(), RunOptions(overrides=sets, subset=80, threads=1, force=True))
         out = tmp_path_factory.mktemp("leaderboard")
         _, written = report.write(out)  # the fixture model's folder tells the report its defaults
     finally:
