@@ -296,3 +296,18 @@ def test_an_ok_record_without_scores_counts_as_failed_with_the_reason(labels, tm
     (row,) = report.table(report.collect(tmp_path))
     assert (row["seeds"], row["failed"]) == (0, 1)
     assert row["reason"] == f"ok, but {folder / 'scores.json'} is missing or invalid (rerun with --force)"
+
+
+def test_compare_two_runs_paired_by_mol_id(labels, tmp_path: Path) -> None:
+    from boom import evidence, intervals
+
+    e = np.random.default_rng(3).normal(size=len(labels["density"].labels))
+    a = fabricate(tmp_path, labels, "density", 0, lambda n: e, RF, "2026-01-01T10:00:00+00:00")
+    b = fabricate(tmp_path, labels, "density", 1, lambda n: 2 * e, RF, "2026-01-01T10:00:00+00:00")
+    ood = (labels["density"].labels["split"] == "ood").to_numpy()
+    # the files list molecules in different orders (seeded per run); matched by mol_id, 2e - e = e on every resample
+    d, lo, hi = evidence.compare_runs(b, a)
+    assert d == pytest.approx(intervals.point(e[ood])) and (lo, hi) == pytest.approx(intervals.interval(e[ood]))
+    other = fabricate(tmp_path, labels, "hof", 0, lambda n: signs(n, 1.0), RF, "2026-01-01T10:00:00+00:00")
+    with pytest.raises(ValueError, match="not the same task: density \\(n80\\) vs hof \\(n80\\)"):
+        evidence.compare_runs(a, other)

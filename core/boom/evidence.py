@@ -109,6 +109,26 @@ def row_errors(row: "Row", task: TaskLabels) -> dict[str, SplitErrors]:
     return out
 
 
+def compare_runs(folder_a: Path, folder_b: Path, split: str = "ood") -> tuple[float, float, float]:
+    """(point, lo, hi) of RMSE(a) - RMSE(b) on one split of two successful runs of the same task, paired by mol_id."""
+    from boom import report, results
+
+    runs = []
+    for folder in (folder_a, folder_b):
+        record, scores = results.read_record(folder), results.read_scores(folder)
+        if record is None or scores is None:
+            raise ValueError(f"{folder}: no readable record.json and scores.json of a successful run")
+        runs.append(report.Run(record, scores, folder))
+    (a, b) = (r.record for r in runs)
+    n_a, n_b = report._split_subset(a.subset)[0], report._split_subset(b.subset)[0]
+    if (a.dataset, a.property, n_a, a.split_sha256) != (b.dataset, b.property, n_b, b.split_sha256):
+        raise ValueError(f"not the same task: {a.property} ({a.subset or 'full'}) vs {b.property} ({b.subset or 'full'});"
+                         " a paired comparison needs the same test molecules")
+    task = task_labels(a.property, n_a)
+    err_a, err_b = (run_errors(r, task)[split][0] for r in runs)
+    return intervals.paired_difference(err_a, err_b)
+
+
 def _mean(values) -> float:
     values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     return float(np.mean(values)) if values else math.nan

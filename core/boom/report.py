@@ -203,6 +203,7 @@ def _rows(runs: list[Run]) -> list[Row]:
     for row in rows.values():
         row.ok.sort(key=lambda r: r.record.seed)
         row.failed.sort(key=lambda r: r.record.seed)
+
     def rank(r: Row) -> tuple:  # per task, best OOD RMSE first; rows without a successful seed last
         ood = mean_sd([x.scores.ood.rmse for x in r.ok])[0] if r.ok else math.inf
         return order.get(r.property, 99), r.test_set or "", ood, r.model, config_short(r.config), r.config.config_id
