@@ -120,7 +120,7 @@ def compare_runs(folder_a: Path, folder_b: Path, split: str = "ood") -> tuple[fl
             raise ValueError(f"{folder}: no readable record.json and scores.json of a successful run")
         runs.append(report.Run(record, scores, folder))
     (a, b) = (r.record for r in runs)
-    n_a, n_b = report._split_subset(a.subset)[0], report._split_subset(b.subset)[0]
+    n_a, n_b = report.subset_parts(a.subset)[0], report.subset_parts(b.subset)[0]
     if (a.dataset, a.property, n_a, a.split_sha256) != (b.dataset, b.property, n_b, b.split_sha256):
         raise ValueError(f"not the same task: {a.property} ({a.subset or 'full'}) vs {b.property} ({b.subset or 'full'});"
                          " a paired comparison needs the same test molecules")

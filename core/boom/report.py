@@ -108,7 +108,7 @@ def _model_in(name: str, models_dir: str) -> Optional[tuple[dict, dict, Optional
     return dict(entry.spec.defaults), dict(entry.spec.smoke), entry.spec.pretrained, entry.content_hash()
 
 
-def _split_subset(subset: Optional[str]) -> tuple[Optional[int], Optional[int]]:
+def subset_parts(subset: Optional[str]) -> tuple[Optional[int], Optional[int]]:
     """``n80-train2000`` -> (80, 2000): the --subset (every split) and --train-subset parts of a subset label."""
     n = train = None
     for part in (subset or "").split("-"):
@@ -191,7 +191,7 @@ def _rows(runs: list[Run]) -> list[Row]:
     chosen: dict[tuple, Run] = {}
     for run in runs:  # per (task, configuration, seed): the newest ok run, else the newest failure
         rec = run.record
-        key = (rec.dataset, rec.property, _split_subset(rec.subset)[0], config_of(rec), rec.seed)
+        key = (rec.dataset, rec.property, subset_parts(rec.subset)[0], config_of(rec), rec.seed)
         have = chosen.get(key)
         if have is None or (run.ok, rec.finished_at) > (have.ok, have.record.finished_at):
             chosen[key] = run
