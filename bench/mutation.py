@@ -32,8 +32,13 @@ MODULES: dict[str, tuple[str, str]] = {
     "kit.splitting": ("models/_kit/boom_kit/splitting.py", "tests/test_kit_safeguards.py"),
     "kit.torch_loop": ("models/_kit/boom_kit/torch_loop.py", "tests/test_kit_safeguards.py"),
     "matrix": ("core/boom/matrix.py", "tests/test_matrix.py -k 'cells or seed_lists or without_running' tests/test_seeds.py -m 'not model'"),
+    # the split definition without the prepared datasets (each of those tests prepares qm9: minutes per mutant)
+    "data.splits": ("core/boom/data/splits.py", "tests/test_splits.py -k 'sums or draws or tie or round_trip or digest or boundary'"),
+    "schema.predictions": ("schema/boom_schema/predictions.py", "tests/test_predictions_contract.py"),
+    "schema.spec": ("schema/boom_schema/spec.py", "tests/test_schema.py"),
 }
-SKIP_PARTS = (".venv", ".git", "data", "results", "wheels", "wheels-torch", "__pycache__", ".mutmut-cache")
+SKIP_PARTS = (".venv", ".git", "wheels", "wheels-torch", "__pycache__", ".mutmut-cache", "build")
+SKIP_TOP = ("data", "results", "leaderboard")  # prepared datasets and run folders at the root (core/boom/data is code)
 
 
 def _copy_tree(dest: Path) -> None:
@@ -41,7 +46,8 @@ def _copy_tree(dest: Path) -> None:
                            check=True).stdout.splitlines()
     for rel in files:
         parts = Path(rel).parts
-        if any(p in SKIP_PARTS or p.startswith("wheels") for p in parts) or not (REPO / rel).is_file():
+        if (parts[0] in SKIP_TOP or any(p in SKIP_PARTS or p.startswith("wheels") for p in parts)
+                or not (REPO / rel).is_file()):
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, dest / rel)

@@ -21,7 +21,7 @@ class Ctx:
         from boom_schema import PROPERTIES
 
         self.task = SimpleNamespace(property=prop, readout=PROPERTIES[prop].readout)
-        self.params, self.notes = params, []
+        self.params, self.notes = {"readout": "auto", **params}, []  # the specs' declared default
 
     def param(self, name, default=None):
         return self.params.get(name, default)
