@@ -36,8 +36,13 @@ class ModelEntry:
         return self.folder / self.spec.entrypoint
 
     def content_hash(self) -> str:
-        """Hash of every file of the folder: a changed model gets new run ids and a new image tag."""
-        files = sorted(p for p in self.folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        """Hash of every file of the folder but its notes: a changed model gets new run ids and a new image tag.
+
+        Markdown files (the model's README with its measured numbers) are documentation that no code reads; editing
+        them must not orphan the runs they describe.
+        """
+        files = sorted(p for p in self.folder.rglob("*")
+                       if p.is_file() and "__pycache__" not in p.parts and p.suffix.lower() != ".md")
         return sha256_json({str(p.relative_to(self.folder)): sha256_file(p) for p in files})
 
 
