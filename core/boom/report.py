@@ -759,6 +759,11 @@ def write(out_dir: Optional[Path] = None, root: Optional[Path] = None,
     if readme is not None:
         _readme_parts(readme)  # a README without its markers fails before anything is written
     export = out_dir is not None
+    if export:
+        source, target = (root or paths.results_dir()).resolve(), (out_dir / RUNS_DIR).resolve()
+        if source == target or target in source.parents:
+            raise ValueError(f"the runs are read from {source}, inside {target}, which the export replaces; "
+                             "export to another --out folder")
     out_dir = out_dir or paths.results_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, notes = load(root)
