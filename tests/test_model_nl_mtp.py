@@ -1,10 +1,11 @@
-"""NL-MTP: smoke runs through the local runner, the policy estimator (known effect recovered, deterministic
-exposure refused, influence-function SE by hand, each positivity rule fails), plus the network properties.
+"""NL-MTP: smoke runs through the local runner, the policy estimator (known effect recovered, a known density
+ratio recovered by the classifier, deterministic exposure refused by the estimator and by the model's own
+policy step, influence-function SE by hand, each positivity rule fails), every hyperparameter the code reads
+declared in model.yaml, plus the network properties.
 
 * the time-zero barrier: changing a post-TIME0 token leaves every pre-TIME0 output unchanged;
 * gradients reach the fast weights U, V and the base weights;
-* a policy-world forward pass leaves the base weights untouched (fast weights are applied functionally);
-* importance weights are clipped at 20 and molecules with support gate s < 0.6 drop out of the policy terms.
+* a policy-world forward pass leaves the base weights untouched (fast weights are applied functionally).
 """
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def test_recovers_known_effect_within_interval():
     x, a, y = _synthetic(0, 1500, 1.0)
     delta = 0.5
     truth = 2.0 * delta + 0.5 * delta * 0.0  # E[x0] = 0: theta = 2 * delta
-    r = est.estimate(x, a, y, delta, nui.hgb_q(max_iter=200), nui.mdn_g(epochs=200), k=3, seed=0)
+    r = est.estimate(x, a, y, delta, nui.hgb_q(max_iter=200), nui.classifier_ratio(max_iter=100), k=3, seed=0)
     assert r["positivity"]["supported"], r["reason"]
     lo, hi = r["ci95"]
     assert lo <= truth <= hi, (r["effect"], r["ci95"])
@@ -86,11 +87,84 @@ def test_recovers_known_effect_within_interval():
 def test_refuses_deterministic_exposure():
     est, nui = _estimator()
     x, a, y = _synthetic(1, 800, 0.0)  # A is a function of X: no unit can be shifted within support
-    r = est.estimate(x, a, y, 0.5, nui.hgb_q(max_iter=50), nui.mdn_g(epochs=150), k=2, seed=0)
+    r = est.estimate(x, a, y, 0.5, nui.hgb_q(max_iter=50), nui.classifier_ratio(max_iter=200), k=2, seed=0)
     assert r["effect"] is None and r["ci95"] is None and r["se"] is None
     assert not r["positivity"]["supported"] and "insufficient support" in r["reason"]
-    assert r["positivity"]["ess_share"] < 0.2 and r["positivity"]["share_gate_excluded"] > 0.5
+    # the classifier separates observed from shifted exposures: the shifted exposure of most units is out of
+    # support and a few ratios carry the weight
+    assert r["positivity"]["share_gate_excluded"] > 0.5 and r["positivity"]["ess_share"] < 0.2
     assert r["positivity"]["shift_in_residual_sd"] > 100  # the model-free rule fails too
+
+
+def test_classifier_ratio_recovers_known_gaussian_ratio():
+    """A | x ~ N(x, 1): log g(a - d | x) / g(a | x) = d (a - x) - d^2 / 2, known exactly."""
+    _, nui = _estimator()
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4000, 1))
+    a = x[:, 0] + rng.normal(size=4000)
+    delta = 0.5
+    log_ratio = nui.classifier_ratio(max_iter=200)(x, a, delta)
+    xe = rng.normal(size=(2000, 1))
+    ae = xe[:, 0] + rng.normal(size=2000)
+    truth = delta * (ae - xe[:, 0]) - delta ** 2 / 2
+    est = log_ratio(xe, ae)
+    assert np.corrcoef(est, truth)[0, 1] > 0.85
+    assert np.median(np.abs(est - truth)) < 0.25  # the true log ratio has SD 0.5; measured 0.16
+    ratio = np.exp(est)
+    assert abs(ratio.mean() - 1.0) < 0.1  # E[r(A, X)] = 1 under the observed law
+
+
+class _PolicyCtx:
+    """The two things policy_estimate needs from boom_kit.Context: typed params from model.yaml, notes."""
+
+    def __init__(self, **overrides):
+        from boom_schema.spec import load_spec
+
+        self.values = dict(load_spec(REPO / "models" / "nl-mtp" / "model.yaml").defaults) | overrides
+        self.seed, self.notes = 0, []
+
+    def param(self, name):
+        return self.values[name]
+
+    def note(self, text):
+        self.notes.append(text)
+
+
+def test_run_without_support_reports_no_effect():
+    """The model's policy step on molecules whose exposure the context determines: no effect, a reason, a note."""
+    _, _, main = _load()
+    rng = np.random.default_rng(0)
+    n = 400
+    comp = rng.integers(0, 4, size=(n, 4)).astype(float)
+    bits = np.zeros((n, main.N_BITS), np.uint8)
+    bits[:, 2048:] = rng.integers(0, 2, size=(n, 167))
+    mw = 100.0 + 16.0 * comp[:, 1] + 14.0 * comp[:, 0] + 3.0 * bits[:, 2048:2060].sum(1)  # A = function of X
+    tr = {"comp": comp, "bits": bits, "mw": mw}
+    y = -0.5 * mw + rng.normal(size=n)
+    ctx = _PolicyCtx(k_folds=2, q_max_iter=30, ratio_max_iter=30)
+    policy = main.policy_estimate(ctx, tr, y, main.CH2_DA)
+    assert policy["effect"] is None and policy["ci95"] is None and policy["se"] is None
+    assert "insufficient support" in policy["reason"] and ctx.notes == [policy["reason"]]
+    pos = policy["positivity"]
+    assert not pos["supported"] and pos["reasons"]
+    assert {"ess_share", "share_beyond_clip", "share_gate_excluded", "ratio_quantiles"} <= set(pos)
+    assert np.isfinite(policy["effect_if_ignored"])  # computed, but not reported as the effect
+
+
+def test_every_param_the_code_reads_is_declared():
+    """ctx.param is strict (an undeclared name raises): each name read in main.py is in model.yaml, no inline
+    defaults, and no declared default goes unread (precision is read by the kit)."""
+    import re
+
+    from boom_schema.spec import load_spec
+
+    text = (REPO / "models" / "nl-mtp" / "main.py").read_text()
+    read = set(re.findall(r'\bp(?:aram)?\("([a-z_0-9]+)"\)', text))
+    read |= {f"w_{k}" for k in vars(model_module("nl-mtp", "objective").LossWeights())}
+    assert not re.search(r'\bp(?:aram)?\("[a-z_0-9]+",', text), "inline default beside ctx.param"
+    declared = set(load_spec(REPO / "models" / "nl-mtp" / "model.yaml").defaults)
+    assert read - declared == set()
+    assert declared - read == {"precision"}
 
 
 def test_influence_function_se_by_hand():
@@ -122,6 +196,8 @@ def test_positivity_rules_each_fail():
     assert not bad["supported"] and bad["share_gate_excluded"] == pytest.approx(0.06)
     assert not est.positivity(np.zeros(100), np.zeros(100), rule, shift_sd=1.5)["supported"]  # A nearly fixed by X
     assert est.positivity(np.zeros(100), np.zeros(100), rule, shift_sd=0.5)["supported"]
+    small = est.positivity(np.full(100, -3.0), np.zeros(100), rule)  # ratios all e^-3: ESS fine, mean 0.05
+    assert small["ess_share"] == pytest.approx(1.0) and not small["supported"] and "mean density ratio" in small["reasons"][0]
     assert est.folds(10, 3, 0, groups=np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4])).reshape(5, 2).std(axis=1).max() == 0
 
 
@@ -165,7 +241,6 @@ def test_time_zero_barrier(policy):
             pre = slice(0, network.TIME0 + 1)
             torch.testing.assert_close(out["hidden"][:, pre], ref["hidden"][:, pre], rtol=0, atol=1e-6)
             torch.testing.assert_close(out["mdn"], ref["mdn"], rtol=0, atol=1e-6)
-            torch.testing.assert_close(out["s"], ref["s"], rtol=0, atol=1e-6)
             # ...while the post-TIME0 outputs do see the change (the test can fail)
             assert (out["m"] - ref["m"]).abs().max() > 1e-4
 
@@ -199,20 +274,21 @@ def test_pre_time0_identical_across_worlds():
 
 # ---------------------------------------------------------------- fast weights
 
-def _loss(model, b, threshold=0.0):
+def _loss(model, b, with_policy=True):
     _, objective, _ = _load()
     obs = model(**b, delta=0.3, policy=False)
-    pol = model(**b, delta=0.3, policy=True)
-    fast = sum(m.delta_frobenius() for m in model.lor_modules())
-    psi = torch.zeros((), requires_grad=True)
-    loss, _ = objective.nl_mtp_loss(obs, pol, torch.randn(5), b["a"], b["env"], 0.3, psi, fast, torch.randn(5, 8),
-                                    objective.LossWeights(), threshold=threshold)
-    return loss
+    pol = model(**b, delta=0.3, policy=True) if with_policy else None
+    fast = sum(m.delta_frobenius() for m in model.lor_modules()) if with_policy else None
+    loss, parts = objective.nl_mtp_loss(obs, pol, torch.randn(5), b["a"], b["env"], fast,
+                                        torch.randn(5, 8) if with_policy else None, objective.LossWeights())
+    return loss, parts
 
 
 def test_gradients_reach_fast_and_base_weights():
     model, b = _tiny()
-    _loss(model, b).backward()
+    loss, parts = _loss(model, b)
+    assert set(parts) == {"observed", "nll", "rex", "desc", "fast"}  # no DR pseudo-outcome, no support BCE
+    loss.backward()
     lors = model.lor_modules()
     assert len(lors) == 8  # Q, K, O, MLP-out on each of the two LoR layers
     for m in lors:
@@ -220,6 +296,16 @@ def test_gradients_reach_fast_and_base_weights():
             assert p.grad is not None and p.grad.abs().sum() > 0, name
     assert model.blocks[0].q.base.weight.grad.abs().sum() > 0
     assert model.alpha_net[0].weight.grad.abs().sum() > 0
+
+
+def test_without_descriptor_target_the_fast_weights_get_no_gradient():
+    """After desc_delta_epochs the policy world has no target: it is not run and its weights are not trained."""
+    model, b = _tiny()
+    loss, parts = _loss(model, b, with_policy=False)
+    assert set(parts) == {"observed", "nll", "rex"}
+    loss.backward()
+    assert all(m.U.grad is None and m.V.grad is None for m in model.lor_modules())
+    assert model.blocks[0].q.base.weight.grad.abs().sum() > 0
 
 
 def test_policy_forward_leaves_base_weights_unchanged():
@@ -239,66 +325,6 @@ def test_policy_forward_leaves_base_weights_unchanged():
     lor = model.lor_modules()[0]
     x = torch.randn(3, lor.base.in_features)
     assert not torch.allclose(lor(x, torch.ones(1)), lor(x))
-
-
-# ---------------------------------------------------------------- weights and support gate
-
-def _mdn_single(mu, sigma):
-    """Raw mdn parameters of a one-component mixture with the given mean and std."""
-    mu, sigma = torch.as_tensor(mu, dtype=torch.float32), torch.as_tensor(sigma, dtype=torch.float32)
-    raw_sigma = torch.log(torch.expm1(sigma - 1e-3))  # inverse of softplus(.) + 1e-3
-    return torch.stack([torch.zeros_like(mu), mu, raw_sigma], dim=-1)
-
-
-def test_importance_weights_clipped_at_20():
-    _, objective, _ = _load()
-    a = torch.tensor([0.0, 0.0, 0.0])
-    delta = 1.0
-    # mixture centred at A - delta with small sigma: raw ratio exp(0.5 * (1/0.1)^2) is astronomically large
-    mdn = _mdn_single([-1.0, -1.0, 0.0], [0.1, 0.5, 1.0])
-    w = objective.importance_weights(mdn, a, delta, clip=20.0)
-    assert torch.isfinite(w).all() and (w <= 20.0).all()
-    assert w[0] == pytest.approx(20.0)  # raw ratio exp(50)
-    assert w[1] == pytest.approx(math.exp(2.0), rel=1e-3)  # below the clip: the exact ratio
-    assert w[2] == pytest.approx(math.exp(-0.5), rel=1e-4)
-    assert objective.importance_weights(mdn, a, delta, clip=5.0)[1] == pytest.approx(5.0)
-
-
-def test_support_gate_excludes_low_s():
-    _, objective, _ = _load()
-    n = 6
-    mdn = _mdn_single(torch.zeros(n), torch.ones(n))
-    s = torch.tensor([0.9, 0.7, 0.6, 0.59, 0.3, 0.0])
-    obs = {"m": torch.zeros(n), "mdn": mdn, "s": s}
-    pol = {"m": torch.zeros(n, requires_grad=True), "alpha": torch.full((n,), 0.5), "desc": torch.zeros(n, 8)}
-    a, env = torch.zeros(n), torch.arange(n) % 2
-    psi = torch.zeros(())
-
-    def parts(y):
-        return objective.nl_mtp_loss(obs, pol, y, a, env, 0.5, psi, torch.zeros(()), None,
-                                     objective.LossWeights(), threshold=0.6)[1]
-
-    y = torch.ones(n)
-    base = parts(y)
-    assert base["kept"] == 3  # s >= 0.6 only
-    y_out = y.clone()
-    y_out[3:] = 100.0  # change only molecules below the gate
-    moved = parts(y_out)
-    assert moved["dr_unit"] == pytest.approx(base["dr_unit"]) and moved["dr_mean"] == pytest.approx(base["dr_mean"])
-    assert moved["observed"] > base["observed"]  # they still count in the observed fit
-    y_in = y.clone()
-    y_in[0] = 100.0  # a supported molecule does move the policy terms
-    assert parts(y_in)["dr_unit"] > base["dr_unit"]
-    none = objective.nl_mtp_loss({**obs, "s": torch.full((n,), 0.1)}, pol, y, a, env, 0.5, psi, torch.zeros(()),
-                                 None, objective.LossWeights())[1]
-    assert none["kept"] == 0 and none["dr_unit"] == 0.0 and none["dr_mean"] == 0.0
-
-
-def test_pseudo_outcome_is_doubly_robust_form():
-    _, objective, _ = _load()
-    m_pol, m_obs, y, w = (torch.tensor([1.0, 2.0]), torch.tensor([0.5, 1.0]), torch.tensor([1.5, 0.0]),
-                          torch.tensor([2.0, 0.5]))
-    torch.testing.assert_close(objective.pseudo_outcome(m_pol, m_obs, y, w), torch.tensor([3.0, 1.5]))
 
 
 # ---------------------------------------------------------------- featurisation

@@ -17,9 +17,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
-# fit_q(x, a, y) -> predict(x, a);  fit_g(x, a) -> log_density(x, a)
+# fit_q(x, a, y) -> predict(x, a)
+# fit_ratio(x, a, delta) -> log_ratio(x, a) = log g(a - delta | x) - log g(a | x)
 FitQ = Callable[[np.ndarray, np.ndarray, np.ndarray], Callable[[np.ndarray, np.ndarray], np.ndarray]]
-FitG = Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray, np.ndarray], np.ndarray]]
+FitRatio = Callable[[np.ndarray, np.ndarray, float], Callable[[np.ndarray, np.ndarray], np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class SupportRule:
     max_gate_share: float = 0.05  # share whose shifted exposure is out of support: g(A+d|X) < g(A|X) / clip
     max_shift_sd: float = 1.0  # delta / out-of-fold ridge residual SD of A given X (model-free: an underfit g
     #                            cannot hide a context that determines the exposure)
+    max_mean_ratio_dev: float = 0.5  # |mean clipped ratio - 1|: E[r(A, X)] = 1 for a true density ratio
 
 
 def one_step(y: np.ndarray, q_obs: np.ndarray, q_shift: np.ndarray, ratio: np.ndarray) -> dict:
@@ -70,6 +72,7 @@ def positivity(log_ratio: np.ndarray, log_gate: np.ndarray, rule: SupportRule,
     ess = float(clipped.sum() ** 2 / (clipped ** 2).sum()) if clipped.sum() > 0 else 0.0
     share_clip = float((log_ratio > log_clip).mean())
     share_gate = float((log_gate < -log_clip).mean())
+    mean_ratio = float(clipped.mean())
     reasons = []
     if shift_sd is not None and shift_sd > rule.max_shift_sd:
         reasons.append(f"the shift is {shift_sd:.1f} residual SDs of A given X (linear fit; max {rule.max_shift_sd:g}): "
@@ -78,10 +81,14 @@ def positivity(log_ratio: np.ndarray, log_gate: np.ndarray, rule: SupportRule,
         reasons.append(f"effective sample size {ess:.0f} of {n} ({ess / n:.1%}) below {rule.min_ess_share:.0%}")
     if share_clip > rule.max_clip_share:
         reasons.append(f"{share_clip:.1%} of density ratios beyond the clip {rule.clip:g} (max {rule.max_clip_share:.0%})")
+    if abs(mean_ratio - 1.0) > rule.max_mean_ratio_dev:
+        reasons.append(f"mean density ratio {mean_ratio:.3g} (a density ratio averages 1 over the data; "
+                       f"max deviation {rule.max_mean_ratio_dev:g})")
     if share_gate > rule.max_gate_share:
         reasons.append(f"{share_gate:.1%} of units have their shifted exposure out of support "
                        f"(g(A+d|X) < g(A|X)/{rule.clip:g}; max {rule.max_gate_share:.0%})")
     return {"supported": not reasons, "reasons": reasons, "n": int(n), "ess": ess, "ess_share": ess / n,
+            "mean_ratio": mean_ratio,
             "share_beyond_clip": share_clip, "share_gate_excluded": share_gate, "shift_in_residual_sd": shift_sd,
             "ratio_quantiles": quantiles(np.exp(np.minimum(log_ratio, 50.0))), "rule": vars(rule)}
 
@@ -95,9 +102,11 @@ def folds(n: int, k: int, seed: int, groups: Optional[np.ndarray] = None) -> np.
     return (perm % k)[keys]
 
 
-def cross_fit(x: np.ndarray, a: np.ndarray, y: np.ndarray, delta: float, fit_q: FitQ, fit_g: FitG, k: int,
-              seed: int, groups: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
-    """Out-of-fold Q(A, X), Q(A + d, X), log ratio and log gate for every row."""
+def cross_fit(x: np.ndarray, a: np.ndarray, y: np.ndarray, delta: float, fit_q: FitQ, fit_ratio: FitRatio,
+              k: int, seed: int, groups: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
+    """Out-of-fold Q(A, X), Q(A + d, X), log ratio and log gate for every row.
+
+    The gate uses the same ratio model one shift further: log g(A + d | X) / g(A | X) = -log_ratio(X, A + d)."""
     fold = folds(len(y), k, seed, groups)
     from sklearn.linear_model import Ridge
 
@@ -107,19 +116,18 @@ def cross_fit(x: np.ndarray, a: np.ndarray, y: np.ndarray, delta: float, fit_q: 
         if not ev.any():
             continue
         q = fit_q(x[fit], a[fit], y[fit])
-        g = fit_g(x[fit], a[fit])
+        log_ratio = fit_ratio(x[fit], a[fit], delta)
         xe, ae = x[ev], a[ev]
         out["q_obs"][ev], out["q_shift"][ev] = q(xe, ae), q(xe, ae + delta)
-        base = g(xe, ae)
-        out["log_ratio"][ev], out["log_gate"][ev] = g(xe, ae - delta) - base, g(xe, ae + delta) - base
+        out["log_ratio"][ev], out["log_gate"][ev] = log_ratio(xe, ae), -log_ratio(xe, ae + delta)
         out["a_residual"][ev] = ae - Ridge(alpha=1.0).fit(x[fit], a[fit]).predict(xe)
     return out | {"fold": fold}
 
 
-def estimate(x: np.ndarray, a: np.ndarray, y: np.ndarray, delta: float, fit_q: FitQ, fit_g: FitG, k: int,
+def estimate(x: np.ndarray, a: np.ndarray, y: np.ndarray, delta: float, fit_q: FitQ, fit_ratio: FitRatio, k: int,
              seed: int, rule: SupportRule = SupportRule(), groups: Optional[np.ndarray] = None) -> dict:
     """The whole estimator: cross-fit, check positivity, one-step.  ``effect`` is None when support fails."""
-    nuis = cross_fit(x, a, y, delta, fit_q, fit_g, k, seed, groups)
+    nuis = cross_fit(x, a, y, delta, fit_q, fit_ratio, k, seed, groups)
     diag = positivity(nuis["log_ratio"], nuis["log_gate"], rule, abs(delta) / float(nuis["a_residual"].std()))
     ratio = np.exp(np.minimum(nuis["log_ratio"], math.log(rule.clip)))
     fit = one_step(y, nuis["q_obs"], nuis["q_shift"], ratio)

@@ -1,12 +1,13 @@
-"""NL-MTP: a transformer that predicts the property and, with a doubly-robust estimator, what happens to
-it under the policy shift do(W += delta) of the exposure W = exact molecular weight (delta = one CH2).
+"""NL-MTP: a transformer that predicts the property and, with a cross-fitted one-step estimator, what happens
+to it under the policy shift do(W += delta) of the exposure W = exact molecular weight (delta = one CH2).
 
 Recipe: featurise (Morgan 2048 + MACCS 167 + 8 RDKit descriptors as context x, exact MW as exposure A,
 a sha256 bucket of the Bemis-Murcko scaffold as environment); train the observed world (fast weights off,
-m_obs) and the policy world (fast weights on, m_pol) on every batch with the loss of ``objective.py``;
-keep the best-validation weights on observed RMSE; predict m_obs for the test molecules.  The policy effect
-is estimated separately (``estimator.py``, README): cross-fitted one-step estimator over the training
-molecules with Q(a, x) and g(a | x) on a context X that leaves the exposure free (``policy_context``); it
+m_obs) on every batch and, for the first ``desc_delta_epochs``, the policy world (fast weights on) on the
+descriptor change of one CH2 (``objective.py``); keep the best-validation weights on observed RMSE; predict
+m_obs for the test molecules.  The policy effect is estimated separately (``estimator.py``, README): one-step
+estimator over the training molecules with Q(a, x) and the density ratio on a context X that leaves the
+exposure free (``policy_context``); it
 goes to ``policy.json`` (effect, influence-function SE, 95% interval, positivity diagnostics, or no effect
 with the reason), ``contrast.png`` and ``ratios.png``, and the headline numbers into ``Output.extra``.
 
@@ -130,8 +131,7 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     from objective import LossWeights, nl_mtp_loss
 
     p = ctx.param
-    n_envs, delta_da = int(p("n_envs", 16)), float(p("delta", CH2_DA))
-    clip, threshold = float(p("weight_clip", 20.0)), float(p("support_threshold", 0.6))
+    n_envs, delta_da = p("n_envs"), p("delta")
     with ctx.stopwatch("featurise"):
         tr = featurise(ctx.train["smiles"], True, n_envs, ctx.task.threads)
         te = featurise(ctx.test["smiles"], False, n_envs, ctx.task.threads)
@@ -169,29 +169,29 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
         return model(x, D["env"][rows], D["a"][rows], delta, policy=policy)
 
     torch.manual_seed(ctx.seed)
-    layers = [int(v) for v in str(p("lor_layers", "3,7,11")).replace(" ", "").split(",") if v != ""]
-    model = NLMTP(N_BITS + len(DESCRIPTORS), n_envs=n_envs, d_model=int(p("d_model", 512)),
-                  n_layers=int(p("n_layers", 12)), n_heads=int(p("n_heads", 8)), d_ff=int(p("d_ff", 2048)),
-                  lor_layers=layers, lor_rank=int(p("lor_rank", 4)), n_components=int(p("n_components", 8)),
-                  n_desc=len(DESCRIPTORS), dropout=float(p("dropout", 0.1))).to(dev)
-    psi = torch.nn.Parameter(torch.zeros((), device=dev))
-    model.register_parameter("psi", psi)  # learned DR mean (scaled units); saved with the best weights
-    weights = LossWeights(**{k: float(p(f"w_{k}", v)) for k, v in vars(LossWeights()).items()})
-    epochs, batch = int(p("epochs", 30)), int(p("batch_size", 64))
+    layers = [int(v) for v in str(p("lor_layers")).replace(" ", "").split(",") if v != ""]
+    model = NLMTP(N_BITS + len(DESCRIPTORS), n_envs=n_envs, d_model=p("d_model"), n_layers=p("n_layers"),
+                  n_heads=p("n_heads"), d_ff=p("d_ff"), lor_layers=layers, lor_rank=p("lor_rank"),
+                  n_components=p("n_components"), n_desc=len(DESCRIPTORS), dropout=p("dropout")).to(dev)
+    weights = LossWeights(**{k: p(f"w_{k}") for k in vars(LossWeights())})
+    epochs, batch = p("epochs"), p("batch_size")
     n_batches = math.ceil(len(fit_idx) / batch)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(p("lr", 2e-4)), weight_decay=float(p("weight_decay", 1e-2)))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(p("lr", 2e-4)), total_steps=epochs * n_batches,
-                                                    pct_start=float(p("warmup_pct", 0.1)), anneal_strategy="cos")
-    desc_epochs, state = int(p("desc_delta_epochs", 5)), {"step": 0}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=p("lr"), weight_decay=p("weight_decay"))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=p("lr"), total_steps=epochs * n_batches,
+                                                    pct_start=p("warmup_pct"), anneal_strategy="cos")
+    desc_epochs, state = p("desc_delta_epochs"), {"step": 0}
 
     def step(idx: np.ndarray):
         rows = torch.as_tensor(fit_idx[idx], device=dev)
         use_desc = state["step"] // n_batches < desc_epochs
         state["step"] += 1
-        obs, pol = run_model(T, rows, False), run_model(T, rows, True)
-        fast_norm = sum(m.delta_frobenius() for m in model.lor_modules())
-        loss, _ = nl_mtp_loss(obs, pol, T["y"][rows], T["a"][rows], T["env"][rows], delta, psi, fast_norm,
-                              T["dd"][rows] if use_desc else None, weights, clip, threshold)
+        obs = run_model(T, rows, False)
+        pol = fast_norm = None
+        if use_desc:  # the policy world's only target: the descriptor change of one CH2
+            pol = run_model(T, rows, True)
+            fast_norm = sum(m.delta_frobenius() for m in model.lor_modules())
+        loss, _ = nl_mtp_loss(obs, pol, T["y"][rows], T["a"][rows], T["env"][rows], fast_norm,
+                              T["dd"][rows] if use_desc else None, weights)
         return loss
 
     val_rows = torch.as_tensor(val_idx, device=dev)
@@ -199,7 +199,7 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
         lambda i: run_model(T, val_rows[i], False)["m"], len(val_idx), 512)
     with ctx.stopwatch("train"):
         result = torch_loop.fit(model, optimizer, step, predict_val, T["y"][val_rows].cpu().numpy(), len(fit_idx),
-                                batch, epochs, ctx.seed, scheduler=scheduler, clip=float(p("clip", 1.0)))
+                                batch, epochs, ctx.seed, scheduler=scheduler, clip=p("clip"))
 
     with ctx.stopwatch("predict"):
         test_pred = torch_loop.predict_in_batches(lambda i: run_model(E, torch.as_tensor(i, device=dev), False)["m"],
@@ -209,7 +209,7 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
     policy["config"] = {k: ctx.param(k) for k in ctx.task.hyperparameters}
     nuis = policy.pop("nuisances")
     ctx.artefact("policy.json").write_text(json.dumps(policy, indent=2))
-    plots(ctx, tr["mw"], nuis, clip)
+    plots(ctx, tr["mw"], nuis, ctx.param("weight_clip"))
     pos = policy["positivity"]
     extra = {k: policy[k] for k in ("effect", "se", "ci95", "reason", "plug_in")}
     extra |= {"ess_share": pos["ess_share"], "share_beyond_clip": pos["share_beyond_clip"],
@@ -220,21 +220,20 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
 
 def policy_estimate(ctx: boom_kit.Context, tr: dict, y: np.ndarray, delta_da: float) -> dict:
     """theta = E[Y(A + delta)] - E[Y] over the training molecules (the only labelled ones), A = exact molecular
-    weight, X = policy_context; cross-fitted one-step with HGB Q and MDN g, or no effect when support fails."""
+    weight, X = policy_context; cross-fitted one-step with HGB Q and the classifier density ratio, or no effect
+    when support fails."""
     import estimator
     import nuisance
 
     p = ctx.param
     ok = np.isfinite(tr["mw"])
-    rule = estimator.SupportRule(clip=float(p("weight_clip", 20.0)), min_ess_share=float(p("min_ess_share", 0.2)),
-                                 max_clip_share=float(p("max_clip_share", 0.02)),
-                                 max_gate_share=float(p("max_gate_share", 0.05)),
-                                 max_shift_sd=float(p("max_shift_sd", 1.0)))
-    fit_q = nuisance.hgb_q(max_iter=int(p("q_max_iter", 300)), learning_rate=float(p("q_lr", 0.06)), seed=ctx.seed)
-    fit_g = nuisance.mdn_g(n_components=int(p("n_components", 8)), hidden=int(p("g_hidden", 64)),
-                           epochs=int(p("g_epochs", 300)), seed=ctx.seed)
-    out = estimator.estimate(policy_context(tr)[ok], tr["mw"][ok], y[ok], delta_da, fit_q, fit_g,
-                             int(p("k_folds", 5)), ctx.seed, rule)
+    rule = estimator.SupportRule(clip=p("weight_clip"), min_ess_share=p("min_ess_share"),
+                                 max_clip_share=p("max_clip_share"), max_gate_share=p("max_gate_share"),
+                                 max_shift_sd=p("max_shift_sd"), max_mean_ratio_dev=p("max_mean_ratio_dev"))
+    fit_q = nuisance.hgb_q(max_iter=p("q_max_iter"), learning_rate=p("q_lr"), seed=ctx.seed)
+    fit_ratio = nuisance.classifier_ratio(max_iter=p("ratio_max_iter"), learning_rate=p("ratio_lr"), seed=ctx.seed)
+    out = estimator.estimate(policy_context(tr)[ok], tr["mw"][ok], y[ok], delta_da, fit_q, fit_ratio,
+                             p("k_folds"), ctx.seed, rule)
     if out["effect"] is None:
         ctx.note(out["reason"])
     return {"estimand": f"E[Y(A + {delta_da} Da)] - E[Y] over the training molecules; A = exact molecular weight, "

@@ -2,7 +2,7 @@
 
 Each molecule is the token sequence ``[ENV] [CONTEXT: x] [A: exposure] <TIME0> [DO: W += delta] <PROBE>``.
 The attention mask is causal up to and including TIME0 (so the CONTEXT token, which feeds the propensity
-and support heads, never sees the exposure A) and no token at or before TIME0 sees a token after it
+head, never sees the exposure A) and no token at or before TIME0 sees a token after it
 (the time-zero barrier); tokens after TIME0 see every token.
 
 Fast weights ("LoR"): on the chosen layers the Q, K, O projections and the MLP output projection carry a
@@ -109,9 +109,7 @@ class NLMTP(nn.Module):
         self.ln_f = nn.LayerNorm(d_model)
         self.outcome = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, 1))
         self.mdn = nn.Linear(d_model, 3 * n_components)
-        self.support = nn.Linear(d_model, 1)
         self.desc_delta = nn.Linear(d_model, n_desc)
-        nn.init.constant_(self.support.bias, 1.0)  # start optimistic (s ~ 0.73): the BCE learns exclusions
         self.register_buffer("mask", time_zero_mask(), persistent=False)
 
     def lor_modules(self) -> list[LoRLinear]:
@@ -145,7 +143,6 @@ class NLMTP(nn.Module):
         return {
             "m": self.outcome(h[:, PROBE]).squeeze(-1),
             "mdn": self.mdn(h[:, CONTEXT]),
-            "s": torch.sigmoid(self.support(h[:, CONTEXT])).squeeze(-1),
             "desc": self.desc_delta(h[:, PROBE]),
             "alpha": alpha.squeeze(-1) if alpha is not None else None,
             "hidden": h,
