@@ -38,7 +38,7 @@ def signs(n: int, scale: float) -> np.ndarray:
 def fabricate(root: Path, labels, prop: str, seed: int, errors: Optional[Callable[[int], np.ndarray]],
               params: dict, finished: str, *, model: str = "rf", reason: str = "", std: Optional[float] = None,
               model_sha256: Optional[str] = "current", smoke: bool = False, pretrained: Optional[str] = None,
-              old_scores: bool = False) -> Path:
+              old_scores: bool = False, split_sha256: Optional[str] = "task") -> Path:
     """One run folder; ``errors(n)`` gives y_pred - y_true in label order (None: a failed run)."""
     from boom import registry
     from boom.hashing import sha256_json
@@ -73,7 +73,8 @@ def fabricate(root: Path, labels, prop: str, seed: int, errors: Optional[Callabl
     record = RunRecord(run_id=rid, model=model, dataset="10k_csd", property=prop, seed=seed, status=status,
                        reason=reason or None, runner="local", device="cpu", hyperparameters=params, subset=f"n{N}",
                        smoke=smoke, model_sha256=model_sha256, started_at=finished, finished_at=finished, wall_s=1.0,
-                       split_sha256=task.split_sha256, model_report=ModelReport(pretrained=pretrained))
+                       split_sha256=task.split_sha256 if split_sha256 == "task" else split_sha256,
+                       model_report=ModelReport(pretrained=pretrained))
     (folder / "record.json").write_text(record.model_dump_json(indent=2))
     return folder
 
@@ -316,3 +317,21 @@ def test_compare_two_runs_paired_by_mol_id(labels, tmp_path: Path) -> None:
     other = fabricate(tmp_path, labels, "hof", 0, lambda n: signs(n, 1.0), RF, "2026-01-01T10:00:00+00:00")
     with pytest.raises(ValueError, match="not the same task: density \\(n80\\) vs hof \\(n80\\)"):
         evidence.compare_runs(a, other)
+
+
+def test_a_slurm_failure_record_without_digests_joins_its_configuration(labels, tmp_path: Path) -> None:
+    from boom import report
+
+    fabricate(tmp_path, labels, "density", 0, lambda n: signs(n, 1.0), RF, "2026-01-01T10:00:00+00:00")
+    # what slurm.watch.write_failure leaves for a cell Slurm timed out: no model-folder or split digest
+    fabricate(tmp_path, labels, "density", 1, None, RF, "2026-01-01T11:00:00+00:00", reason="TIMEOUT",
+              model_sha256=None, split_sha256=None)
+    # a failure of other settings stays a row of its own
+    fabricate(tmp_path, labels, "density", 1, None, {**RF, "n_estimators": 9}, "2026-01-01T11:00:00+00:00",
+              reason="TIMEOUT", model_sha256=None, split_sha256=None)
+    rows = {r["config"]: r for r in report.table(report.collect(tmp_path))}
+    assert set(rows) == {"defaults · n80", "n_estimators=9 · n80"}
+    assert (rows["defaults · n80"]["seeds"], rows["defaults · n80"]["failed"]) == (1, 1)
+    assert "TIMEOUT" in rows["defaults · n80"]["reason"]
+    runs = report.runs_frame(tmp_path)
+    assert runs["counted"].all() and runs["config_id"].nunique() == 2

@@ -187,11 +187,40 @@ def all_runs(root: Optional[Path] = None) -> list[Run]:
     return [Run(record, scores, folder) for record, scores, folder in iter_runs(root)]
 
 
+_UNKNOWABLE = ("model_sha256", "split_sha256")  # blank in a failure record that Slurm's watcher wrote for a cell
+
+
+def _configs(runs: list[Run]) -> dict[int, ConfigKey]:
+    """Each run's configuration; a failure record lacking a digest joins the one successful configuration it fits.
+
+    A cell that Slurm ended without a record gets one written by the watcher, without the model-folder and split
+    digests; it belongs to the row of the same settings, not to a row of its own.
+    """
+    keys = {id(r): config_of(r.record) for r in runs}
+    known: dict[tuple, set[ConfigKey]] = {}
+    for r in runs:
+        if r.ok:
+            k = keys[id(r)]
+            known.setdefault((r.record.dataset, r.record.property, k.model, k.hyperparameters, k.smoke, k.subset,
+                              k.device), set()).add(k)
+    for r in runs:
+        k = keys[id(r)]
+        if r.ok or all(getattr(k, f) is not None for f in _UNKNOWABLE):
+            continue
+        fits = [c for c in known.get((r.record.dataset, r.record.property, k.model, k.hyperparameters, k.smoke,
+                                      k.subset, k.device), ())
+                if all(getattr(k, f) in (None, getattr(c, f)) for f in _UNKNOWABLE)]
+        if len(fits) == 1:
+            keys[id(r)] = fits[0]
+    return keys
+
+
 def _rows(runs: list[Run]) -> list[Row]:
     chosen: dict[tuple, Run] = {}
+    configs = _configs(runs)
     for run in runs:  # per (task, configuration, seed): the newest ok run, else the newest failure
         rec = run.record
-        key = (rec.dataset, rec.property, subset_parts(rec.subset)[0], config_of(rec), rec.seed)
+        key = (rec.dataset, rec.property, subset_parts(rec.subset)[0], configs[id(run)], rec.seed)
         have = chosen.get(key)
         if have is None or (run.ok, rec.finished_at) > (have.ok, have.record.finished_at):
             chosen[key] = run
@@ -326,11 +355,12 @@ def runs_frame(root: Optional[Path] = None):
 
     runs = all_runs(root)
     counted = {id(x) for row in _rows(runs) for x in row.ok + row.failed}
+    configs = _configs(runs)
     metric_cols = [f"{s}_{m}" for s in ("id", "ood") for m in _RUN_METRICS]
     out = []
     for run in sorted(runs, key=lambda x: (x.record.dataset, x.record.property, x.record.model, x.record.finished_at)):
         rec, sc = run.record, run.scores
-        cfg = config_of(rec)
+        cfg = configs[id(run)]
         d: dict[str, Any] = {
             "run_id": rec.run_id, "dataset": rec.dataset, "property": rec.property, "model": rec.model,
             "seed": rec.seed, "status": rec.status.value, "reason": rec.reason or "", "counted": id(run) in counted,
