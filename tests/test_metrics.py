@@ -146,3 +146,7 @@ def test_score_run_ratio_is_infinite_for_a_perfect_id_split(tmp_path: Path) -> N
     write_predictions(tmp_path, values, ["o1", "i2", "o3", "i1", "o2"])
     scores = score_run(tmp_path, _task_data(tmp_path), "r" * 16, "fixture", seed=0)
     assert scores.id.rmse == 0.0 and scores.ood_id_rmse_ratio == math.inf
+    from boom.results import read_scores
+
+    on_disk = read_scores(tmp_path)  # the report reads it back: an infinite ratio must not make it unreadable
+    assert on_disk is not None and on_disk.ood_id_rmse_ratio == math.inf

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from boom_schema.base import Contract
 from boom_schema.properties import PropertyName
@@ -18,8 +18,15 @@ class Bootstrap(Contract):
     level: float
 
 
+#: scores can be infinite or NaN (OOD/ID ratio of a perfect ID split, R² of constant labels): written as JSON's
+#: Infinity/NaN constants, which pydantic and Python's json read back, instead of null, which no float field accepts
+_NUMBERS = ConfigDict(**Contract.model_config, ser_json_inf_nan="constants")
+
+
 class SplitScores(Contract):
     """Metrics of one test split."""
+
+    model_config = _NUMBERS
 
     n: int
     rmse: float
@@ -46,6 +53,8 @@ class SplitScores(Contract):
 
 class Scores(Contract):
     """Scores of one run (``scores.json``)."""
+
+    model_config = _NUMBERS
 
     contract_version: str = CONTRACT_VERSION
     run_id: str
