@@ -393,7 +393,7 @@ def _fmt(v: Any, sd: Any = None) -> str:
     if _missing(v):
         return "—"
     if isinstance(v, float) and math.isinf(v):
-        return "∞"
+        return "∞" if v > 0 else "−∞"
     text = f"{v:.4g}"
     return text if _missing(sd) else f"{text} ± {sd:.2g}"
 
@@ -585,7 +585,7 @@ def project_commit() -> str:
 
 def _num(v: Any, sd: Any = None) -> str:
     """A numeric cell: shown formatted, sorted by its value (missing values sort last)."""
-    data = "" if _missing(v) else repr(float(v))
+    data = "" if _missing(v) else repr(float(v)).replace("inf", "Infinity")  # JS parseFloat reads 'Infinity'
     return f"<td data-v=\"{data}\">{_html.escape(_fmt(v, sd))}</td>"
 
 
