@@ -213,3 +213,83 @@ def test_split_files_round_trip_exactly(tmp_path):
     assert back["text"].tolist() == text
     np.testing.assert_array_equal(back["v"].to_numpy(), values)  # NaN == NaN here, every other value exact
     assert not path.with_suffix(".csv.part").exists()
+
+
+def test_kde_density_is_scikit_learns_scott_kde():
+    """Bandwidth n**-0.2 in raw units and the normalisation, against sklearn's KernelDensity (BOOM's own call)."""
+    from sklearn.neighbors import KernelDensity
+    x = np.random.default_rng(5).normal(3.0, 2.0, 1500)
+    assert splits.scott_bandwidth(1500) == pytest.approx(1500 ** -0.2, rel=1e-15)
+    want = np.exp(KernelDensity(kernel="gaussian", bandwidth="scott").fit(x[:, None]).score_samples(x[:, None]))
+    np.testing.assert_allclose(splits.kde_density(x), want, rtol=1e-10)
+    assert splits.kde_density([]).shape == (0,)
+    one = splits.kde_density([2.0])
+    assert one.shape == (1,) and one[0] == pytest.approx(1 / np.sqrt(2 * np.pi))  # n = 1: h = 1, the kernel's peak
+
+
+def test_kde_with_a_wide_explicit_bandwidth_matches_brute_force():
+    """A bandwidth above 1 (the cutoff is 12 bandwidths, not 12 / bandwidth) on a wide, tied sample."""
+    x = np.round(np.random.default_rng(6).normal(0, 300, 3000))
+    h = 5.0
+    brute = np.exp(-0.5 * ((x[:, None] - x[None, :]) / h) ** 2).sum(1) / (x.size * h * np.sqrt(2 * np.pi))
+    np.testing.assert_allclose(splits.kde_density(x, bandwidth=h), brute, rtol=1e-11)
+
+
+def test_direct_sums_up_to_the_pair_budget_taylor_beyond(monkeypatch):
+    """The path choice: pairs within 12 bandwidths counted exactly, direct sums while pairs <= _DIRECT_PAIRS."""
+    x = np.round(np.random.default_rng(7).normal(0, 3, 400), 1)
+    h = splits.scott_bandwidth(x.size)
+    u = np.unique(x)
+    pairs = int((np.abs(u[:, None] - u[None, :]) <= 12 * h).sum())
+    used = []
+    real_direct, real_taylor = splits._direct_sums, splits._taylor_sums
+    monkeypatch.setattr(splits, "_direct_sums", lambda *a: used.append("direct") or real_direct(*a))
+    monkeypatch.setattr(splits, "_taylor_sums", lambda *a: used.append("taylor") or real_taylor(*a))
+    for budget, path in ((pairs, "direct"), (pairs - 1, "taylor")):
+        monkeypatch.setattr(splits, "_DIRECT_PAIRS", budget)
+        used.clear()
+        splits.kde_density(x)
+        assert used == [path], (budget, pairs, used)
+
+
+def test_split_digest_is_sha256_of_sorted_lines():
+    import hashlib
+    want = hashlib.sha256(b"a,ood\nb,train\nc,id").hexdigest()
+    assert splits.split_digest(["c", "a", "b"], ["id", "ood", "train"]) == want
+
+
+def test_boundary_ties_and_lowest_k_on_a_hand_made_density():
+    d = np.array([0.5, 0.1, 0.3, 0.3, 0.3, 0.9])
+    assert splits.lowest_k(d, 2).tolist() == [1, 2]  # the tie at 0.3 settled by molecule order
+    assert splits.lowest_k(d, 3).tolist() == [1, 2, 3]
+    assert splits.boundary_ties(d, 2) == 3 and splits.boundary_ties(d, 3) == 3
+    assert splits.boundary_ties(d, 1) == 0 and splits.boundary_ties(d, 5) == 0
+    for bad in (0, 6, -1):
+        with pytest.raises(ValueError, match="OOD molecules"):
+            splits.lowest_k(d, bad)
+    assert splits.lowest_k(d, 5).tolist() == [1, 2, 3, 4, 0]
+    mask, dens = splits.ood_mask([0.0, 0.1, 0.2, 5.0], 1)
+    assert mask.tolist() == [False, False, False, True] and dens.shape == (4,)
+
+
+def test_portable_key_rounds_to_36_bits_only():
+    d = np.array([1.0, 1.0 + 2.0 ** -40, 1.0 + 2.0 ** -30, 3.5e-7])
+    key = splits.portable_key(d)
+    assert key[0] == key[1], "a difference below 36 bits is not an ordering"
+    assert key[2] > key[0] and key[3] == pytest.approx(3.5e-7, rel=2.0 ** -35)
+
+
+def test_shared_stream_draws_once_per_molecule_and_property_when_not_ood():
+    """10k_csd: one Random(42) stream, molecules in file order, properties in the given order per molecule."""
+    import random
+    rng = np.random.default_rng(8)
+    ood = {"density": rng.random(400) < 0.2, "hof": rng.random(400) < 0.2}
+    got = splits.assign_shared_stream(ood, order=["density", "hof"])
+    r = random.Random(42)
+    want = {"density": [], "hof": []}
+    for i in range(400):
+        for p in ("density", "hof"):
+            want[p].append("ood" if ood[p][i] else ("id" if r.random() < 0.05 else "train"))
+    assert {p: got[p].tolist() for p in got} == want
+    swapped = splits.assign_shared_stream(ood, order=["hof", "density"])
+    assert swapped["density"].tolist() != want["density"], "the property order is part of the stream"
