@@ -1,4 +1,5 @@
-"""Parity plots in BOOM's style: OOD (dark blue) under ID (dark orange), y = x dashed, RMSE in the legend."""
+"""Figures: parity plots in BOOM's style (OOD dark blue under ID dark orange, y = x dashed, RMSE in the legend),
+the leaderboard's OOD heatmap and its extrapolation view."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,6 +49,33 @@ def extrapolation_plot(path: Path, title: str, unit: str, bins, series: list[tup
     ax.legend(fontsize=7, frameon=False, loc="best")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def ood_heatmap(path: Path, labels: list[str], tasks: list[str], grid: np.ndarray, failed: set) -> Path:
+    """Rows x tasks of OOD RMSE (``grid``, NaN where none) divided by each task's best; 'fail' where ``failed``."""
+    best = np.array([np.min(col[np.isfinite(col)]) if np.isfinite(col).any() else np.nan for col in grid.T])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = grid / best
+    shown = [lab if len(lab) <= 48 else lab[:47] + "…" for lab in labels]
+    width = 1.1 * len(tasks) + 0.075 * max(len(lab) for lab in shown) + 2.5  # tick labels, colour bar, title
+    fig, ax = plt.subplots(figsize=(max(6.0, width), 0.45 * len(labels) + 1.8), dpi=110)
+    finite = norm[np.isfinite(norm)]
+    vmax = max(2.0, float(finite.max())) if finite.size else 2.0
+    im = ax.imshow(np.ma.masked_invalid(norm), cmap="viridis_r", vmin=1.0, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(len(tasks)), tasks, rotation=40, ha="right")
+    ax.set_yticks(range(len(labels)), shown)
+    for i in range(len(labels)):
+        for j in range(len(tasks)):
+            v = norm[i, j]
+            text = f"{v:.2f}" if np.isfinite(v) else "fail" if (i, j) in failed else ""
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="black" if not np.isfinite(v) or v < 1 + 0.5 * (vmax - 1) else "white")
+    fig.colorbar(im, ax=ax, label="× best OOD RMSE")
+    ax.set_title("OOD RMSE normalised per task (1 = best)", fontsize=10)
+    fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path

@@ -318,7 +318,7 @@ def table(rows: list[Row]) -> list[dict]:
                 for end in ("lo", "hi"):
                     d[f"{split}_{metric}_ci_{end}"] = st.get(f"{split}_{metric}_ci_{end}", math.nan)
             d[f"{split}_r2"] = _mean(_split_values(ok, split, "r2"))
-            d[f"n_{split}"] = ok[0].scores.__getattribute__(split).n if ok else math.nan
+            d[f"n_{split}"] = getattr(ok[0].scores, split).n if ok else math.nan
         d["ood_id_ratio"] = _mean([x.scores.ood_id_rmse_ratio for x in ok])
         for name in ("nll", "coverage_68", "coverage_95", "miscalibration_area", "spearman_abs_err_std"):
             d[f"ood_{name}"] = st.get(f"ood_{name}", math.nan)
@@ -461,11 +461,9 @@ def _row_label(row: Row) -> str:
 
 def heatmap(rows: list[Row], path: Path) -> Optional[Path]:
     """Configuration x task heatmap of OOD RMSE divided by the task's best row (1 = best); None when empty."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from boom.plots import ood_heatmap
 
     tasks = list(dict.fromkeys(_task_label(r) for r in rows))
     labels = sorted({_row_label(r) for r in rows})
@@ -479,29 +477,7 @@ def heatmap(rows: list[Row], path: Path) -> Optional[Path]:
             grid[i, j] = mean_sd([s.scores.ood.rmse for s in r.ok])[0]
         elif r.failed:
             failed.add((i, j))
-    best = np.array([np.min(col[np.isfinite(col)]) if np.isfinite(col).any() else np.nan for col in grid.T])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        norm = grid / best
-    shown = [lab if len(lab) <= 48 else lab[:47] + "…" for lab in labels]
-    width = 1.1 * len(tasks) + 0.075 * max(len(lab) for lab in shown) + 2.5  # tick labels, colour bar, title
-    fig, ax = plt.subplots(figsize=(max(6.0, width), 0.45 * len(labels) + 1.8), dpi=110)
-    finite = norm[np.isfinite(norm)]
-    vmax = max(2.0, float(finite.max())) if finite.size else 2.0
-    im = ax.imshow(np.ma.masked_invalid(norm), cmap="viridis_r", vmin=1.0, vmax=vmax, aspect="auto")
-    ax.set_xticks(range(len(tasks)), tasks, rotation=40, ha="right")
-    ax.set_yticks(range(len(labels)), shown)
-    for i in range(len(labels)):
-        for j in range(len(tasks)):
-            v = norm[i, j]
-            text = f"{v:.2f}" if np.isfinite(v) else "fail" if (i, j) in failed else ""
-            ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                    color="black" if not np.isfinite(v) or v < 1 + 0.5 * (vmax - 1) else "white")
-    fig.colorbar(im, ax=ax, label="× best OOD RMSE")
-    ax.set_title("OOD RMSE normalised per task (1 = best)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return ood_heatmap(path, labels, tasks, grid, failed)
 
 
 def extrapolation_name(row: Row) -> str:
