@@ -4,6 +4,9 @@ Build (or reuse) the task's input folder, derive the run id, write ``task.json``
 the model, then validate its predictions, score them against the labels kept here, draw the parity plot
 and write the record.  Every outcome, success or failure, ends in a ``record.json`` with a one-line
 reason; a failed earlier attempt of the same run is moved to ``previous/`` rather than overwritten.
+
+``plan`` does the first part once per cell (a :class:`PlannedRun`, from ``boom.options.RunOptions``); ``execute``
+the rest, telling a :class:`Feedback` where the run is and following the model's log while it runs.
 """
 from __future__ import annotations
 
