@@ -73,10 +73,11 @@ def fixture_models(monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _run(model: str, runner, prop: str = "density", **kw):
+    from boom.options import RunOptions
     from boom.orchestrate import run
 
     kw.setdefault("subset", SUBSET)
-    return run(model, prop, runner, threads=1, force=True, **kw)
+    return run(model, prop, runner, RunOptions(threads=1, force=True, **kw))
 
 
 def _leftover_containers(run_id: str) -> list:
@@ -202,7 +203,7 @@ def test_models_check_command(docker_ready, fixture_models) -> None:
 
     ok = CliRunner().invoke(main, ["models", "check", "broken", "--runner", "docker", "--subset", "80"])
     assert ok.exit_code == 0, ok.output
-    for line in ("spec: ok", "dockerfile: ok (on boom-tte/base)", "image: ok (boom-tte/broken:", "smoke run: ok (docker"):
+    for line in ("spec: ok", "dockerfile: ok (models/_base/model.Dockerfile on boom-tte/base)", "image: ok (boom-tte/broken:", "smoke run: ok (docker"):
         assert line in ok.output
     bad = CliRunner().invoke(main, ["models", "check", "unbuildable", "--runner", "docker"])
     assert bad.exit_code == 1 and "image build failed" in bad.output
