@@ -198,12 +198,12 @@ def summarise(rows: list[dict], truth: float, name: str) -> dict:
 
 
 def study(x, a, f, truth, seeds: int, n: int, k: int, true_log_ratio=None, label="synthetic",
-          progress=None, mdn_seeds: int = 10**9, done: list | None = None) -> dict:
+          progress=None, mdn_seeds: int = 10**9, done: list | None = None, seed_start: int = 0) -> dict:
     """``progress(summary)`` is called after every seed (the JSON then holds the seeds done so far); ``done``:
     rows of an earlier run with the same n and k, whose seeds are not run again (--resume)."""
     rule = estimator.SupportRule()
     rows = [r for r in (done or []) if r["seed"] < seeds]
-    for seed in sorted(set(range(seeds)) - {r["seed"] for r in rows}):
+    for seed in sorted(set(range(seed_start, seeds)) - {r["seed"] for r in rows}):
         rows.append(one_seed(x, a, f, seed, n, k, rule, true_log_ratio, with_mdn=seed < mdn_seeds))
         r = rows[-1]
         print(f"{label} seed {seed}: truth {truth:+.3f} plug-in {r['plug_in']:+.3f} " + " ".join(
@@ -295,6 +295,8 @@ def main() -> None:
     ap.add_argument("--q-epochs", type=int, default=15)
     ap.add_argument("--mdn-seeds", type=int, default=10, help="run the MDN ratio on the first this many seeds")
     ap.add_argument("--resume", action="store_true", help="keep the seeds an earlier run of the part stored")
+    ap.add_argument("--seed-start", type=int, default=0, help="first seed to run (split a study over processes)")
+    ap.add_argument("--real-ratios", default="classifier,mdn", help="ratio models for the real hof estimate")
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--k", type=int, default=3)
     ap.add_argument("--features", type=Path, default=None, help="npz cache of the featurised 10k set")
@@ -335,8 +337,10 @@ def main() -> None:
     if "real" in parts:
         t0 = time.perf_counter()
         real = {}
-        for name, fit_ratio in (("classifier", nuisance.classifier_ratio(seed=0)),
-                                ("mdn", nuisance.mdn_ratio(n_components=8, seed=0))):
+        ratios = {"classifier": nuisance.classifier_ratio(seed=0),
+                  "mdn": nuisance.mdn_ratio(n_components=8, seed=0)}
+        for name in args.real_ratios.split(","):
+            fit_ratio = ratios[name]
             r = estimator.estimate(x, a, y, CH2, nuisance.hgb_q(seed=0), fit_ratio, 5, 0)
             nuis = r.pop("nuisances")
             real[name] = r | {"q_oof_rmse": float(np.sqrt(np.mean((nuis["q_obs"] - y) ** 2)))}
@@ -360,7 +364,7 @@ def main() -> None:
     f, truth = outcome_truth(a, x, np.random.default_rng(12345))
     if "synthetic" in parts:
         s = study(x, a, f, truth, args.seeds, args.n, args.k, progress=lambda v: save("synthetic", v),
-                  mdn_seeds=args.mdn_seeds, done=done("synthetic"))
+                  mdn_seeds=args.mdn_seeds, done=done("synthetic"), seed_start=args.seed_start)
         save("synthetic", s)
         for m in ("classifier", "mdn"):
             print(m, s[m], flush=True)
