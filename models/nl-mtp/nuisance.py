@@ -5,8 +5,8 @@
   ``classifier_ratio`` (default): a probabilistic classifier between the observed rows (A, X) and the same
   rows shifted (A + d, X); with balanced classes its odds P(shifted | a, x) / P(observed | a, x) are the ratio;
   ``mdn_ratio``: the ratio of a mixture-density network's conditional densities (the seed's MDN propensity,
-  on the policy context).  On the synthetic truth the MDN's ratios are heavy-tailed and its intervals
-  under-cover (bench/models/nl-mtp.md); it stays as the comparison."""
+  on the policy context).  On the synthetic truth the MDN's ratios are heavy-tailed (biased, widely spread
+  estimates with an erratic IF SE; bench/models/nl-mtp.md); it stays as the comparison."""
 from __future__ import annotations
 
 import math
