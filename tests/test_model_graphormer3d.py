@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import model_module, smoke_run
+from tests.conftest import REPO, model_module, smoke_run
 
 torch = pytest.importorskip("torch")
 
@@ -71,17 +71,19 @@ def test_smoke_density_predicts_with_ema_weights(prepared, monkeypatch):
     # the same task in-process: after training the model holds the EMA weights it then predicts with
     from boom_kit.entry import load_context
 
+    from boom_kit import torch_loop  # the shared point-cloud recipe trains through it
+
     _, main = _modules()
     seen = {}
-    real_fit = main.torch_loop.fit
+    real_fit = torch_loop.fit
 
     def spy(model, *args, **kwargs):
         result = real_fit(model, *args, **kwargs)
         seen["ema"], seen["model"] = kwargs.get("ema"), model
         return result
 
-    monkeypatch.setattr(main.torch_loop, "fit", spy)
-    y = main.fit_predict(load_context(out.folder / "task.json")).y_pred
+    monkeypatch.setattr(torch_loop, "fit", spy)
+    y = main.fit_predict(load_context(out.folder / "task.json", REPO / "models" / "graphormer3d" / "main.py")).y_pred
     assert np.isfinite(y).all()
     ema, model = seen["ema"], seen["model"]
     assert ema is not None

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import model_module, smoke_run
+from tests.conftest import REPO, model_module, smoke_run
 
 SMOKE_HP = {"readout": "auto", "dtype": "float64", "interaction": "RealAgnosticResidualInteractionBlock",
             "num_interactions": 2, "channels": 8, "max_L": 1, "max_ell": 2, "correlation": 2, "num_bessel": 4,
@@ -170,6 +170,7 @@ def _write_extxyz(path: Path, geoms: dict) -> None:
 def test_fluorine_unseen_in_train_and_missing_geometry(mace_main, tmp_path, prop):
     """Train on C/H/N/O only; the test set has a fluorinated molecule and one without a geometry."""
     import boom_kit
+    from boom_kit.params import spec_defaults
     from boom_kit.runtime import Stopwatch
     from boom_schema import PROPERTIES, Task, TaskFiles
 
@@ -181,7 +182,8 @@ def test_fluorine_unseen_in_train_and_missing_geometry(mace_main, tmp_path, prop
     info = PROPERTIES[prop]
     task = Task(run_id="t", model="mace", dataset=info.dataset, property=prop, unit=info.unit, readout=info.readout,
                 input_dir=str(tmp_path), output_dir=str(tmp_path / "out"), files=TaskFiles(geometries="geometries.extxyz"),
-                hyperparameters={**SMOKE_HP, "epochs": 2, "batch_size": 4, "dtype": "float32"})
+                hyperparameters={**spec_defaults(REPO / "models" / "mace" / "main.py"), **SMOKE_HP, "epochs": 2,
+                                 "batch_size": 4, "dtype": "float32"})  # what a run's task holds: the spec merged
     train = pd.DataFrame({"mol_id": [f"m{i}" for i in range(len(train_smiles))], "smiles": train_smiles,
                           "y": np.linspace(1.0, 3.0, len(train_smiles))})
     test = pd.DataFrame({"mol_id": list(test_smiles), "smiles": list(test_smiles.values())})
