@@ -52,7 +52,7 @@ MODULES: dict[str, tuple[str, str]] = {
     "intervals": ("core/boom/intervals.py", "tests/test_intervals.py"),
     "uncertainty": ("core/boom/uncertainty.py", "tests/test_uncertainty.py"),
     # run_id / run_dir (test_seeds) and read_scores (test_metrics); the record readers' hostile-output tests run models
-    "results": ("core/boom/results.py", "tests/test_seeds.py -m 'not model' tests/test_metrics.py"),
+    "results": ("core/boom/results.py", "tests/test_results_tree.py tests/test_seeds.py -m 'not model' tests/test_metrics.py"),
 }
 SKIP_PARTS = (".venv", ".git", "wheels", "wheels-torch", "__pycache__", ".mutmut-cache", "build")
 SKIP_TOP = ("data", "results", "leaderboard")  # prepared datasets and run folders at the root (core/boom/data is code)

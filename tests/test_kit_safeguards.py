@@ -265,3 +265,26 @@ def test_loop_keeps_the_ema_weights_it_validated() -> None:
     assert ema.updates == 1
     assert res.best_val_rmse == pytest.approx(0.0)  # validated with the averaged weight 1.0, not the raw 5.0
     assert float(model.weight.detach()) == pytest.approx(1.0)  # and those are the weights restored
+
+
+def test_warmup_cosine_schedule_by_hand():
+    """Linear warmup to the base lr, cosine to zero; warmup capped at half of the steps."""
+    import torch
+    from boom_kit.torch_loop import warmup_cosine
+
+    def lrs(total, warmup, n):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0)
+        sched = warmup_cosine(opt, total, warmup)
+        out = []
+        for _ in range(n):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    got = lrs(10, 2, 12)
+    assert got[:3] == pytest.approx([1.0, 2.0, 2.0])  # (step + 1) / warmup, then the cosine's start
+    assert got[6] == pytest.approx(1.0)  # t = 4 / 8: half way down
+    assert got[10] == pytest.approx(0.0, abs=1e-12) and got[11] == pytest.approx(0.0, abs=1e-12)  # stays at zero
+    assert lrs(10, 100, 6)[4:6] == pytest.approx([2.0, 2.0])  # warmup 100 capped at 5: full lr at step 4
+    assert lrs(10, 0, 1)[0] == pytest.approx(2.0)  # warmup at least one step

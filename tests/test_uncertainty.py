@@ -80,3 +80,11 @@ def test_split_scores_carries_them() -> None:
     assert s.spearman_abs_err_std is None  # constant sigma
     none = split_scores(np.array([0.0, 1.0]), np.array([0.0, 2.0]))
     assert none.nll is None and none.coverage_95 is None and none.miscalibration_area is None
+
+
+def test_scores_use_the_signed_error_against_non_zero_labels() -> None:
+    """Labels away from zero (every other fixture centres them at 0, where y_pred + y and y_pred - y agree)."""
+    y, mu, sigma = [10.0, 20.0], [10.5, 19.0], [0.5, 1.0]  # |error| = 0.5, 1: both one sigma away
+    nll = 0.5 * math.log(2 * math.pi) + (math.log(0.5) + math.log(1.0)) / 2 + 0.5
+    assert uncertainty.gaussian_nll(y, mu, sigma) == pytest.approx(nll, rel=1e-12)
+    assert uncertainty.coverage(y, mu, sigma, 0.95) == 1.0 and uncertainty.coverage(y, mu, sigma, 0.68) == 0.0
