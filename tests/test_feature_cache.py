@@ -338,3 +338,23 @@ def test_rf_predictions_byte_identical_without_cold_and_warm_cache(prepared, tmp
     n = int(cold_line.split(" of ")[1].split()[0])
     assert cold_line.startswith("feature cache: 0 of") and f"{n} computed, {n} stored" in cold_line
     assert warm_line.startswith(f"feature cache: {n} of {n}") and "0 computed, 0 stored" in warm_line
+
+
+def test_featurisation_reports_progress_on_stderr_only_when_it_computes(tmp_path, capsys):
+    """A long featurisation says how far it is (the run's log is streamed live); a cache hit says nothing."""
+    from boom_kit import feature_cache as fc
+
+    featuriser = fc.Featuriser("toy-progress", 2)
+    cache = fc.FeatureCache(tmp_path, writable=True)
+    smiles = ["C" * i for i in range(1, 60)]
+    compute = lambda batch: np.array([[len(s), 1.0] for s in batch])  # noqa: E731
+    cache.rows(featuriser, smiles, compute)
+    err = capsys.readouterr().err
+    assert "featurise toy-progress: computed 59/59 molecules" in err
+    cache.rows(featuriser, smiles, compute)
+    assert capsys.readouterr().err == ""
+    lines = []
+    progress = fc._Progress("x", 10, 0, every_s=0.0, stream=type("S", (), {"write": lines.append, "flush": lambda s: None})())
+    progress.update(4)
+    progress.done(10)
+    assert lines[0].startswith("featurise x: computing 4/10") and lines[1].startswith("featurise x: computed 10/10")

@@ -34,6 +34,7 @@ import errno
 import hashlib
 import json
 import os
+import sys
 import time
 import uuid
 from contextlib import contextmanager
@@ -85,6 +86,35 @@ class Featuriser:
     @property
     def folder_name(self) -> str:
         return f"{self.name}-{self.digest}"
+
+
+class _Progress:
+    """Plain progress lines on stderr while rows are computed (the run's log, streamed live by ``boom run``).
+
+    One line every ``every_s`` seconds and one at the end, so a 130,831-molecule featurisation says how far it is
+    without a line per shard.
+    """
+
+    def __init__(self, name: str, missing: int, found: int, every_s: float = 10.0, stream=None) -> None:
+        self.name, self.missing, self.found0, self.every_s = name, missing, found, every_s
+        self.stream = stream if stream is not None else sys.stderr
+        self.started = self.last = time.perf_counter()
+
+    def _line(self, found: int, final: bool) -> None:
+        elapsed = time.perf_counter() - self.started
+        done = found - self.found0
+        what = "computed" if final else "computing"
+        self.stream.write(f"featurise {self.name}: {what} {done}/{self.missing} molecules ({elapsed:.0f} s)\n")
+        self.stream.flush()
+
+    def update(self, found: int) -> None:
+        if time.perf_counter() - self.last >= self.every_s:
+            self.last = time.perf_counter()
+            self._line(found, final=False)
+
+    def done(self, found: int) -> None:
+        if found > self.found0:
+            self._line(found, final=True)
 
 
 @dataclass
@@ -345,6 +375,16 @@ class FeatureCache:
               compute: Compute, stats: CacheStats, note: Optional[Note]) -> None:
         """Compute and store the missing rows shard by shard, sharing the shards with concurrent writers."""
         pending = list(pending)
+        progress = _Progress(featuriser.name, int((~found).sum()), int(found.sum()))
+        try:
+            self._fill_pending(fdir, featuriser, unique, keys, by_shard, pending, out, found, compute, stats, note,
+                               progress)
+        finally:
+            progress.done(int(found.sum()))
+
+    def _fill_pending(self, fdir: Path, featuriser: Featuriser, unique: list[str], keys: list[bytes],
+                      by_shard: dict[str, list[int]], pending: list[str], out: np.ndarray, found: np.ndarray,
+                      compute: Compute, stats: CacheStats, note: Optional[Note], progress: "_Progress") -> None:
         while pending and self.writable:
             progressed = False
             for shard in list(pending):
@@ -353,6 +393,7 @@ class FeatureCache:
                         continue
                     self._fill_shard(fdir / shard, featuriser, unique, keys, by_shard[shard], out, found,
                                      compute, stats, note)
+                progress.update(int(found.sum()))
                 pending.remove(shard)
                 progressed = True
                 if not self.writable:
@@ -362,6 +403,7 @@ class FeatureCache:
                 with _shard_lock(fdir / shard, blocking=True):
                     self._fill_shard(fdir / shard, featuriser, unique, keys, by_shard[shard], out, found,
                                      compute, stats, note)
+                progress.update(int(found.sum()))
 
     def _fill_shard(self, shard_dir: Path, featuriser: Featuriser, unique: list[str], keys: list[bytes],
                     idx: list[int], out: np.ndarray, found: np.ndarray, compute: Compute, stats: CacheStats,
