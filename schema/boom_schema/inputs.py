@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from boom_schema.predictions import _where  # one wording for offending lines in every boundary file
+
 TRAIN_COLUMNS = ("mol_id", "smiles", "y")
 TEST_COLUMNS = ("mol_id", "smiles")
-_SHOW = 5  # offending lines named in a message
 
 
 class InputFileError(ValueError):
@@ -38,10 +39,6 @@ class InputTable:
         return len(self.mol_id)
 
 
-def _where(lines: Sequence[int], what: str) -> str:
-    shown = ", ".join(str(n) for n in lines[:_SHOW])
-    more = f" and {len(lines) - _SHOW} more" if len(lines) > _SHOW else ""
-    return f"{what} on line{'s' if len(lines) > 1 else ''} {shown}{more}"
 
 
 def _check(mol_id: Sequence[str], smiles: Sequence[str], y: Optional[Sequence[float]], name: str,
