@@ -145,7 +145,7 @@ def validate_predictions(
     unknown = [n for n, i in zip(lines, ids) if i not in expected]
     if unknown:
         raise PredictionsError(f"{name}: " + _where(unknown, "mol_id not in the task's test.csv"))
-    absent = [i for i in expected if i not in seen]
+    absent = sorted(i for i in expected if i not in seen)  # sorted: the same message on every run
     if absent:
         shown = ", ".join(absent[:_SHOW]) + (f" and {len(absent) - _SHOW} more" if len(absent) > _SHOW else "")
         raise PredictionsError(f"{name}: {len(absent)} test molecule(s) have no prediction: {shown}")
