@@ -72,6 +72,9 @@ def test_minimal_spec_is_valid(tmp_path):
     (lambda t: t + "gpu_count: 2\n", "field 'gpu_count'"),
     (lambda t: t.replace("citation: test\n", ""), "field 'citation'"),
     (lambda t: "name: [unclosed", "not valid YAML"),
+    (lambda t: t + "unsupported:\n  cv: no heat capacity\n", "properties ['cv'] are both supported and unsupported"),
+    (lambda t: t.replace("cv]", "cv, cv]"), "tasks lists a property twice"),
+    (lambda t: "- a list\n", "expected a mapping of fields, got list"),
 ])
 def test_invalid_specs_name_file_and_field(tmp_path, mutate, fragment):
     path = _spec(tmp_path, mutate(MINIMAL.format(name="demo")))
