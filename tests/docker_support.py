@@ -188,3 +188,52 @@ if __name__ == "__main__":
     for k in sys.argv[1:] or ["base"]:
         print(ensure_base_image(k))
     _log(f"done in {time.perf_counter() - started:.0f} s")
+
+
+class FakeContainer:
+    """A container that starts, prints one line, exits 0 and records its removal (no daemon needed)."""
+
+    id = "fake"
+    OUTPUT = "fake container output"
+
+    def __init__(self) -> None:
+        self.removed = False
+
+    def start(self) -> None:
+        pass
+
+    def wait(self, timeout=None):
+        return {"StatusCode": 0}
+
+    def logs(self, **kw):
+        return iter([f"{self.OUTPUT}\n".encode()])
+
+    def kill(self) -> None:
+        pass
+
+    def remove(self, force=False) -> None:
+        self.removed = True
+
+
+class FakeDockerClient:
+    """Records the container the Docker runner asks the daemon to create; ``runtimes`` as ``docker info`` lists them."""
+
+    def __init__(self, runtimes: dict | None = None) -> None:
+        self.runtimes = {"runc": {}} if runtimes is None else runtimes
+        self.created: dict = {}
+        self.container = FakeContainer()
+        outer = self
+
+        class _Containers:
+            def create(self, image, **kw):
+                outer.created = {"image": image, **kw}
+                return outer.container
+
+        class _Api:
+            def inspect_container(self, cid):
+                return {"State": {"OOMKilled": False, "ExitCode": 0}}
+
+        self.containers, self.api = _Containers(), _Api()
+
+    def info(self):
+        return {"Runtimes": self.runtimes}

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests import docker_support
+from tests.docker_support import FakeContainer, FakeDockerClient
 from tests.conftest import stop_boom_midway
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,49 +210,6 @@ def test_models_check_command(docker_ready, fixture_models) -> None:
     assert bad.exit_code == 1 and "image build failed" in bad.output
 
 
-class _FakeContainer:
-    id = "fake"
-
-    def start(self):
-        pass
-
-    def wait(self, timeout=None):
-        return {"StatusCode": 0}
-
-    def logs(self, **kw):
-        return iter([b"fake model output\n"])
-
-    def kill(self):
-        pass
-
-    def remove(self, force=False):
-        self.removed = True
-
-
-class _FakeClient:
-    """Records what the runner asks the daemon for; no daemon needed."""
-
-    def __init__(self, runtimes: dict) -> None:
-        self.runtimes = runtimes
-        self.created: dict = {}
-        self.container = _FakeContainer()
-        outer = self
-
-        class _Containers:
-            def create(self, image, **kw):
-                outer.created = {"image": image, **kw}
-                return outer.container
-
-        class _Api:
-            def inspect_container(self, cid):
-                return {"State": {"OOMKilled": False, "ExitCode": 0}}
-
-        self.containers, self.api = _Containers(), _Api()
-
-    def info(self):
-        return {"Runtimes": self.runtimes}
-
-
 @pytest.mark.parametrize("device,runtimes,wants_gpu", [
     ("cuda", {"runc": {}, "nvidia": {}}, True),
     ("cuda", {"runc": {}}, False),
@@ -273,7 +231,7 @@ def test_gpu_request_only_for_cuda_on_a_gpu_host(tmp_path: Path, monkeypatch: py
     input_dir.mkdir()
     task = Task(run_id="r1", model="broken", dataset="10k_csd", property="density", unit="g/cm^3", readout="mean",
                 input_dir=str(input_dir), output_dir=str(run_dir), device=device, threads=2)
-    client = _FakeClient(runtimes)
+    client = FakeDockerClient(runtimes)
     runner = docker_runner.DockerRunner(docker_client=client, memory_gb=1.5)
     ex = runner.execute(entry, task, run_dir, run_dir / "log.txt", timeout_s=30)
     assert ex.returncode == 0 and not ex.timed_out and not ex.oom_killed
@@ -288,7 +246,7 @@ def test_gpu_request_only_for_cuda_on_a_gpu_host(tmp_path: Path, monkeypatch: py
     assert kw["volumes"][str(run_dir.resolve())] == {"bind": "/task/output", "mode": "rw"}
     assert kw["user"] != "0:0" and not kw["user"].startswith("0:")
     assert client.container.removed
-    assert "fake model output" in (run_dir / "log.txt").read_text()
+    assert FakeContainer.OUTPUT in (run_dir / "log.txt").read_text()
 
 
 def test_stopping_boom_removes_the_container(docker_ready, tmp_path: Path) -> None:
@@ -325,7 +283,7 @@ def test_docker_and_apptainer_share_one_container_plan(tmp_path: Path, monkeypat
                                                              ("/task/feature-cache", True)]
     assert plan.env["OMP_NUM_THREADS"] == plan.env["OPENBLAS_NUM_THREADS"] == "3" and plan.env["HOME"] == "/tmp"
 
-    client = _FakeClient({"runc": {}})
+    client = FakeDockerClient({"runc": {}})
     docker_runner.DockerRunner(docker_client=client).execute(entry, task, run_dir, run_dir / "log.txt", timeout_s=30)
     kw = client.created
     assert kw["volumes"] == {m.host: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in plan.mounts}

@@ -283,7 +283,8 @@ def test_docker_runner_mounts_the_cache_read_only(tmp_path: Path, monkeypatch: p
     from boom_schema import Task
     from boom import images, registry
     from boom.runners import docker as docker_runner
-    from tests.test_docker_runner import FIXTURES, _FakeClient
+    from tests.docker_support import FakeDockerClient
+    from tests.test_docker_runner import FIXTURES
 
     monkeypatch.setenv("BOOM_MODELS_DIR", str(FIXTURES))
     monkeypatch.setenv("BOOM_FEATURE_CACHE", str(tmp_path / "fc"))
@@ -293,7 +294,7 @@ def test_docker_runner_mounts_the_cache_read_only(tmp_path: Path, monkeypatch: p
     input_dir.mkdir()
     task = Task(run_id="r1", model="broken", dataset="10k_csd", property="density", unit="g/cm^3", readout="mean",
                 input_dir=str(input_dir), output_dir=str(run_dir), device="cpu", threads=1)
-    client = _FakeClient({"runc": {}})
+    client = FakeDockerClient({"runc": {}})
     docker_runner.DockerRunner(docker_client=client).execute(registry.get("broken"), task, run_dir,
                                                              run_dir / "log.txt", timeout_s=30)
     kw = client.created

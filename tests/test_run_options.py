@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.docker_support import FakeDockerClient
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "models"
 OPTIONS = ["--set", "mode=ok", "--set", "sleep_s=5", "--subset", "40", "--train-subset", "30", "--smoke",
@@ -85,55 +87,10 @@ def test_boom_run_and_matrix_local_cells_get_every_option(models: Path) -> None:
     _check_task(json.loads((folder / "task.json").read_text()), seed=2)
 
 
-class _Container:
-    id = "c0"
-
-    def __init__(self) -> None:
-        self.removed = False
-
-    def start(self) -> None:
-        pass
-
-    def wait(self, timeout=None):
-        return {"StatusCode": 0}
-
-    def logs(self, **kw):
-        return iter([b"fake container output\n"])
-
-    def kill(self) -> None:
-        pass
-
-    def remove(self, force=False) -> None:
-        self.removed = True
-
-
-class _Client:
-    """A Docker client that records the container it is asked to create (nvidia runtime present)."""
-
-    def __init__(self) -> None:
-        self.created: dict = {}
-        self.container = _Container()
-        outer = self
-
-        class _Containers:
-            def create(self, image, **kw):
-                outer.created = {"image": image, **kw}
-                return outer.container
-
-        class _Api:
-            def inspect_container(self, cid):
-                return {"State": {"OOMKilled": False, "ExitCode": 0}}
-
-        self.containers, self.api = _Containers(), _Api()
-
-    def info(self):
-        return {"Runtimes": {"runc": {}, "nvidia": {}}}
-
-
 def test_matrix_docker_cell_gets_every_option(models: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from boom import images
 
-    client = _Client()
+    client = FakeDockerClient({"runc": {}, "nvidia": {}})
     monkeypatch.setattr(images, "client", lambda timeout=None: client)
     monkeypatch.setattr(images, "ensure_model", lambda entry, log=None, docker_client=None: "boom-tte/broken:test")
     out = _invoke(["matrix", "--runner", "docker", "--models", "broken", "--props", "density", "--seeds", "3",
