@@ -44,7 +44,8 @@ MODULES: dict[str, tuple[str, str]] = {
     "kit.scaling": ("models/_kit/boom_kit/scaling.py", "tests/test_kit_safeguards.py"),
     "kit.splitting": ("models/_kit/boom_kit/splitting.py", "tests/test_kit_safeguards.py"),
     "kit.torch_loop": ("models/_kit/boom_kit/torch_loop.py", "tests/test_kit_safeguards.py"),
-    "matrix": ("core/boom/matrix.py", "tests/test_matrix.py -k 'cells or seed_lists or without_running' tests/test_seeds.py -m 'not model'"),
+    # cells, seeds and the matrix loop without models, and resume (failed / timed-out cells rerun) with fixture models
+    "matrix": ("core/boom/matrix.py", "tests/test_matrix.py -k 'cells or seed_lists or without_running' tests/test_seeds.py tests/test_resume.py -m 'not model'"),
     # the split definition without the prepared datasets (each of those tests prepares qm9: minutes per mutant)
     "data.splits": ("core/boom/data/splits.py", "tests/test_splits.py -k '(sums or draws or tie or round_trip or digest or boundary or kde or portable or stream) and not 10k_split'"),
     "schema.predictions": ("schema/boom_schema/predictions.py", "tests/test_predictions_contract.py"),
@@ -52,8 +53,13 @@ MODULES: dict[str, tuple[str, str]] = {
     "intervals": ("core/boom/intervals.py", "tests/test_intervals.py"),
     "uncertainty": ("core/boom/uncertainty.py", "tests/test_uncertainty.py"),
     # run_id / run_dir (test_seeds) and read_scores (test_metrics); the record readers' hostile-output tests run models
+    # the leaderboard, export, extrapolation and HTML page from fabricated and fixture-model runs
+    "report": ("core/boom/report.py", "tests/test_leaderboard.py tests/test_report_html.py -m 'not model' -k 'not chromium'"),
     "results": ("core/boom/results.py", "tests/test_results_tree.py tests/test_seeds.py -m 'not model' tests/test_metrics.py"),
 }
+#: modules whose tests only read the prepared datasets: their worker prepares them once (BOOM_TEST_DATA_DIR, see
+#: tests/conftest.py) instead of once per mutant.  Not data.splits: its mutants must reach the preparation.
+SHARED_DATA = {"report", "matrix", "results"}
 SKIP_PARTS = (".venv", ".git", "wheels", "wheels-torch", "__pycache__", ".mutmut-cache", "build")
 SKIP_TOP = ("data", "results", "leaderboard")  # prepared datasets and run folders at the root (core/boom/data is code)
 
@@ -243,7 +249,26 @@ def _forked(args: list[str], timeout: float, plugins: list | None = None) -> tup
     return (os.waitstatus_to_exitcode(status) if done else None), time.perf_counter() - started
 
 
-def worker(name: str, result: Path, all_tests: bool = False) -> None:
+def sample_ids(population: int, size: int | None, seed: int = 0) -> list[int]:
+    """1-based ids of the mutants to run: all of them, or a seeded simple random sample of ``size`` (a module with
+    hundreds of mutants and slow tests is estimated from a sample; its row says so and gives the interval)."""
+    import random
+
+    if size is None or size >= population:
+        return list(range(1, population + 1))
+    return sorted(random.Random(seed).sample(range(1, population + 1), size))
+
+
+def score_interval(killed: int, n: int) -> tuple[float, float]:
+    """Clopper-Pearson 95% interval of the kill rate from ``killed`` of ``n`` sampled mutants."""
+    from scipy.stats import beta
+
+    lo = beta.ppf(0.025, killed, n - killed + 1) if killed > 0 else 0.0
+    hi = beta.ppf(0.975, killed + 1, n - killed) if killed < n else 1.0
+    return float(lo), float(hi)
+
+
+def worker(name: str, result: Path, all_tests: bool = False, sample: int | None = None) -> None:
     """Runs inside the copy (REPO is the copy here): every mutant of one module, written to ``result`` as JSON.
 
     Bytecode caching is on (pytest's rewritten tests are then compiled once, not per mutant); each mutant gets its
@@ -252,6 +277,8 @@ def worker(name: str, result: Path, all_tests: bool = False) -> None:
     target, tests = MODULES[name]
     path = REPO / target
     args = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *shlex.split(tests)]
+    if name in SHARED_DATA:
+        os.environ["BOOM_TEST_DATA_DIR"] = str(REPO / ".mutation-data")  # prepared by the first, unmutated session
     source = path.read_text()
     found = mutants(source, target)
     coverage = _Coverage(path, _bodies(source))
@@ -269,8 +296,10 @@ def worker(name: str, result: Path, all_tests: bool = False) -> None:
     counts: dict[str, list[str]] = {k: [] for k in KINDS}
     diffs: dict[str, str] = {}
     started, selected, stamp = time.perf_counter(), 0, int(path.stat().st_mtime)
+    chosen = sample_ids(len(found), sample)
     try:
-        for i, (mutated, diff, line) in enumerate(found, 1):
+        for done, i in enumerate(chosen, 1):
+            mutated, diff, line = found[i - 1]
             keep = None if all_tests else coverage.covering(line)
             selected += keep is not None
             path.write_text(mutated)
@@ -280,20 +309,21 @@ def worker(name: str, result: Path, all_tests: bool = False) -> None:
             counts[kind].append(str(i))
             if kind == "survived":
                 diffs[str(i)] = diff
-            if i % 20 == 0 or i == len(found):
-                print(f"  {name}: {i}/{len(found)} mutants, {len(counts['survived'])} survived "
+            if done % 20 == 0 or done == len(chosen):
+                print(f"  {name}: {done}/{len(chosen)} mutants, {len(counts['survived'])} survived "
                       f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     finally:
         path.write_text(source)
         os.utime(path, (stamp + len(found) + 1,) * 2)
     result.write_text(json.dumps({"counts": counts, "diffs": diffs, "baseline_s": round(base, 2),
-                                  "timeout_s": round(timeout, 1), "selected": selected}))
+                                  "timeout_s": round(timeout, 1), "selected": selected,
+                                  "population": len(found), "sampled": len(chosen) < len(found)}))
 
 
-def _run_fork(name: str, copy: Path, env: dict[str, str], all_tests: bool = False) -> dict:
+def _run_fork(name: str, copy: Path, env: dict[str, str], all_tests: bool = False, sample: int | None = None) -> dict:
     result = copy / f".mutation-{name}.json"
     proc = subprocess.run([sys.executable, str(copy / "bench" / "mutation.py"), "--worker", name, "--result", str(result),
-                           *(["--all-tests"] if all_tests else [])],
+                           *(["--all-tests"] if all_tests else []), *(["--sample", str(sample)] if sample else [])],
                           cwd=copy, env=env, stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0 or not result.exists():
         raise SystemExit(f"mutation: the worker for {name} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}")
@@ -322,15 +352,18 @@ def _run_mutmut2(name: str, copy: Path, env: dict[str, str]) -> dict:
 
 
 def run_module(name: str, copy: Path, env: dict[str, str], engine: str = "fork", store: Path = STORE,
-               all_tests: bool = False) -> dict:
+               all_tests: bool = False, sample: int | None = None) -> dict:
     target, tests = MODULES[name]
     started = time.perf_counter()
-    out = _run_fork(name, copy, env, all_tests) if engine == "fork" else _run_mutmut2(name, copy, env)
+    if sample and engine != "fork":
+        raise SystemExit("mutation: --sample needs the fork engine")
+    out = _run_fork(name, copy, env, all_tests, sample) if engine == "fork" else _run_mutmut2(name, copy, env)
     seconds = time.perf_counter() - started
     counts = out["counts"]
     total = sum(len(v) for v in counts.values())
     killed = len(counts["killed"]) + len(counts["timeout"])  # a mutant that hangs the tests is caught
-    print(f"{name}: {killed}/{total} killed ({seconds:.0f} s, engine {engine})", flush=True)
+    of = f" (a seeded sample of {out['population']} mutants)" if out.get("sampled") else ""
+    print(f"{name}: {killed}/{total} killed{of} ({seconds:.0f} s, engine {engine})", flush=True)
     row = {"name": name, "target": target, "tests": tests, "engine": engine + ("" if engine != "fork" or not all_tests else " (all tests)"), **out, "total": total, "killed": killed,
            "seconds": round(seconds, 1)}
     store.mkdir(parents=True, exist_ok=True)
@@ -339,20 +372,28 @@ def run_module(name: str, copy: Path, env: dict[str, str], engine: str = "fork",
 
 
 def write_report(rows: list[dict], notes: str) -> None:
-    total = sum(r["total"] for r in rows)
-    killed = sum(r["killed"] for r in rows)
+    whole = [r for r in rows if not r.get("sampled")]  # the overall figure counts fully measured modules only
+    total = sum(r["total"] for r in whole)
+    killed = sum(r["killed"] for r in whole)
     lines = ["# Mutation score of the unit tests", "",
              "Mutants of mutmut 2.5.1's operators (`make mutation`, bench/mutation.py), one module at a time against the "
              f"unit tests that cover it, on {os.cpu_count()} shared cores; engine `fork`: one forked pytest run per mutant "
              "from a worker that imported everything once, `mutmut2`: `mutmut run` (a new pytest process per mutant). "
              "Written by bench/mutation.py; the notes below it by hand.", "",
-             f"**Overall: {killed}/{total} killed ({100 * killed / max(1, total):.1f}%).**", "",
+             f"**Overall: {killed}/{total} killed ({100 * killed / max(1, total):.1f}%)** over the modules measured "
+             "whole" + ("; sampled modules: their own row and 95% interval." if len(whole) < len(rows) else "."), "",
              "| module | file | tests | mutants | killed | survived | score | seconds | engine |",
              "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         surv = len(r["counts"]["survived"]) + len(r["counts"]["suspicious"])
-        lines.append(f"| {r['name']} | `{r['target']}` | `{r['tests']}` | {r['total']} | {r['killed']} | {surv} | "
-                     f"{100 * r['killed'] / max(1, r['total']):.0f}% | {r['seconds']:.0f} | {r.get('engine', 'mutmut2')} |")
+        score = f"{100 * r['killed'] / max(1, r['total']):.0f}%"
+        mutants_cell = str(r["total"])
+        if r.get("sampled"):
+            lo, hi = score_interval(r["killed"], r["total"])
+            score += f" [{100 * lo:.0f}, {100 * hi:.0f}]"
+            mutants_cell = f"{r['total']} sampled of {r['population']}"
+        lines.append(f"| {r['name']} | `{r['target']}` | `{r['tests']}` | {mutants_cell} | {r['killed']} | {surv} | "
+                     f"{score} | {r['seconds']:.0f} | {r.get('engine', 'mutmut2')} |")
     lines += ["", "## Surviving mutants", ""]
     for r in rows:
         for i, diff in r["diffs"].items():
@@ -376,11 +417,14 @@ def main() -> int:
     ap.add_argument("--report-only", action="store_true", help="rewrite mutation.md from the stored results only")
     ap.add_argument("--all-tests", action="store_true",
                     help="fork engine: run every covering test per mutant, not only those that call the mutated function")
+    ap.add_argument("--sample", type=int, metavar="N",
+                    help="fork engine: run a seeded random sample of N mutants per module (its row gives the 95%% "
+                         "interval of the score); default: every mutant")
     ap.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one module inside the copy
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(args.worker, args.result, args.all_tests)
+        worker(args.worker, args.result, args.all_tests, args.sample)
         return 0
     names = args.only.split(",") if args.only else list(MODULES)
     unknown = [n for n in names if n not in MODULES]
@@ -393,7 +437,7 @@ def main() -> int:
             env = _env(copy)
             _check_imports(copy, env)
             for n in names:
-                run_module(n, copy, env, args.engine, args.store.resolve(), args.all_tests)
+                run_module(n, copy, env, args.engine, args.store.resolve(), args.all_tests, args.sample)
     if args.store.resolve() == STORE:
         rows = [json.loads((STORE / f"{n}.json").read_text()) for n in MODULES if (STORE / f"{n}.json").exists()]
         write_report(rows, args.notes.read_text() if args.notes and args.notes.exists() else "")

@@ -75,11 +75,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def boom_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Point BOOM_DATA_DIR / BOOM_RESULTS_DIR at a session-wide temporary tree."""
+    """Point BOOM_DATA_DIR / BOOM_RESULTS_DIR at a session-wide temporary tree.
+
+    ``BOOM_TEST_DATA_DIR``, when set, is the prepared-data folder instead: the mutation engine (bench/mutation.py)
+    prepares the datasets once and every mutant's test session reuses them (``prepare`` is idempotent and
+    recognises a current folder from file digests), instead of preparing qm9 again per mutant."""
     root = tmp_path_factory.mktemp("boom")
-    os.environ["BOOM_DATA_DIR"] = str(root / "data")
+    data = Path(os.environ["BOOM_TEST_DATA_DIR"]) if os.environ.get("BOOM_TEST_DATA_DIR") else root / "data"
+    os.environ["BOOM_DATA_DIR"] = str(data)
     os.environ["BOOM_RESULTS_DIR"] = str(root / "results")
-    return {"root": root, "data": root / "data", "results": root / "results"}
+    return {"root": root, "data": data, "results": root / "results"}
 
 
 @pytest.fixture(scope="session")

@@ -93,6 +93,26 @@ def test_check_after_run_sweeps_links_and_keeps_a_runners_disk_reason(tmp_path):
     assert len(over) == 1 and runfiles.DISK_LIMIT_NAME in over[0]
 
 
+def test_check_after_run_clears_the_orchestrators_names_and_caps_log_txt(tmp_path, monkeypatch):
+    """A model that plants a directory at record.json, scores.json or parity.png would stop the orchestrator from
+    writing its own files there; an oversized log.txt (that name: the one the runners write) is cut."""
+    assert results.OWN_FILES == ("record.json", "scores.json", "parity.png")
+    for name in results.OWN_FILES:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "inside").write_text("x")
+    (tmp_path / "other").mkdir()  # a model's own folder stays
+    monkeypatch.setattr(runfiles.limits, "LOG_MAX_BYTES", 100)
+    (tmp_path / "log.txt").write_text("a" * 500)
+    (tmp_path / "notes.txt").write_text("b" * 500)  # not the log: never cut
+    problems = results.check_after_run(tmp_path, disk_gb=1.0)
+    assert sorted(problems) == sorted(f"{n} was a directory (removed; the orchestrator writes that name)"
+                                      for n in results.OWN_FILES)
+    assert not any(os.path.lexists(tmp_path / n) for n in results.OWN_FILES) and (tmp_path / "other").is_dir()
+    log = (tmp_path / "log.txt").read_text()
+    assert log.startswith("a" * 50) and log.endswith("a" * 50) and "over its limit" in log and len(log) < 500
+    assert (tmp_path / "notes.txt").read_text() == "b" * 500
+
+
 def test_iter_runs_lists_every_readable_record_with_its_scores(tmp_path):
     ok = results.run_dir("10k_csd", "density", "rf", "r1", tmp_path)
     failed = results.run_dir("10k_csd", "density", "rf", "r2", tmp_path)

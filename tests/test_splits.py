@@ -96,6 +96,21 @@ def test_prepare_is_idempotent_and_detects_tampering(prepared):
     assert path.read_bytes() == backup and m3["properties"]["hof"]["counts"]["ood"] == 1000
 
 
+@pytest.mark.parametrize("dataset", ["10k_csd", "qm9"])
+def test_a_current_dataset_is_recognised_without_parsing_its_source(prepared, monkeypatch, dataset):
+    """prepare() on an up-to-date folder checks digests only: the source table (qm9: seconds to parse) is not
+    loaded.  Every `boom run` and every test session calls it."""
+    from boom.data import prepare as prep
+
+    created = json.loads((dataset_dir(dataset) / "manifest.json").read_text())["created"]
+
+    def refuse(*_a, **_k):
+        raise AssertionError("the source was parsed although the prepared folder is current")
+
+    monkeypatch.setattr(prep, "_load_source", refuse)
+    assert prepare(dataset)["created"] == created
+
+
 def test_missing_raw_data_gives_a_clear_error(tmp_path, monkeypatch, boom_env):
     from boom.data.llnl10k import RawDataError, load
 
