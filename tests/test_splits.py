@@ -89,6 +89,9 @@ def test_prepare_is_idempotent_and_detects_tampering(prepared):
     m1 = json.loads((dataset_dir("10k_csd") / "manifest.json").read_text())
     m2 = prepare("10k_csd")
     assert m2["created"] == m1["created"], "a current dataset is not recomputed"
+    phases = m1["phase_seconds"]  # bench/split_prep.py reports these
+    assert set(phases) == {"load", "splits", "write"} and all(v >= 0 for v in phases.values())
+    assert sum(phases.values()) <= m1["seconds"] + 0.05
     path = dataset_dir("10k_csd") / "splits" / "hof.csv"
     backup = path.read_bytes()
     path.write_text("tampered\n")
