@@ -49,6 +49,17 @@ def test_seed_lists_and_thread_division() -> None:
     assert matrix.threads_per_job(2, cores=2) == 1
     assert matrix.threads_per_job(1, cores=8) == 8
     assert matrix.threads_per_job(16, cores=4) == 1
+    assert matrix.threads_per_job(3, cores=8) == 2  # floor division
+    assert matrix.threads_per_job(0, cores=4) == 4  # jobs below 1 count as 1
+
+
+def test_thread_division_defaults_to_the_machines_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from boom import matrix
+
+    monkeypatch.setattr(matrix.os, "cpu_count", lambda: 6)
+    assert matrix.threads_per_job(2) == 3
+    monkeypatch.setattr(matrix.os, "cpu_count", lambda: None)  # unknown: one core
+    assert matrix.threads_per_job(2) == 1 and matrix.threads_per_job(1) == 1
 
 
 def test_matrix_command_runs_reports_and_skips_done_cells(prepared, fixture_models, tmp_path: Path,
@@ -112,12 +123,17 @@ def test_run_matrix_and_summary_without_running_models(fixture_models, monkeypat
 
     calls: list[tuple] = []
     planned: list[tuple] = []
+    caps: list = []
+    monkeypatch.setattr(matrix.os, "cpu_count", lambda: 8)  # 2 jobs on 8 cores: 4 threads each
+
+    crash = "deliberate crash: " + "x" * 80  # longer than the summary's 70-character note
 
     def fake_plan(model, prop, seed, options, threads_cap=None):
         planned.append((prop, seed))
+        caps.append(threads_cap)
         if prop == "hof":
             raise orchestrate.RunSetupError("hof is not prepared")
-        threads = options.threads or min(1, threads_cap)
+        threads = options.threads or threads_cap
         return SimpleNamespace(model=model, prop=prop, seed=seed, options=options,
                                task=SimpleNamespace(threads=threads, time_budget_s=options.timeout_s))
 
@@ -125,7 +141,7 @@ def test_run_matrix_and_summary_without_running_models(fixture_models, monkeypat
         calls.append((p.prop, p.seed, p.task.threads, p.task.time_budget_s, p.options.force))
         status = RunStatus.OK if p.seed == 0 else RunStatus.FAILED
         scores = SimpleNamespace(id=SimpleNamespace(rmse=0.25), ood=SimpleNamespace(rmse=1.5))
-        record = SimpleNamespace(status=status, reason=None if p.seed == 0 else "deliberate crash", wall_s=2.0)
+        record = SimpleNamespace(status=status, reason=None if p.seed == 0 else crash, wall_s=2.0)
         return SimpleNamespace(record=record, scores=scores if p.seed == 0 else None, folder=f"/r/{p.prop}/{p.seed}",
                                skipped=(p.prop, p.seed) == ("mu", 0))
 
@@ -140,8 +156,8 @@ def test_run_matrix_and_summary_without_running_models(fixture_models, monkeypat
     assert by[("density", 0)].status == "ok" and (by[("density", 0)].id_rmse, by[("density", 0)].ood_rmse) == (0.25, 1.5)
     assert by[("density", 1)].status == "failed" and by[("density", 1)].ood_rmse is None
     assert by[("mu", 0)].skipped and not by[("density", 0)].skipped
-    per_job = max(1, (os.cpu_count() or 1) // 2)
-    assert sorted(calls) == sorted((p, s, min(per_job, 1), 9, True) for p in ("density", "mu") for s in (0, 1))
+    assert set(caps) == {4}, "threads_per_job(2 jobs, 8 cores) reaches plan as the cap"
+    assert sorted(calls) == sorted((p, s, 4, 9, True) for p in ("density", "mu") for s in (0, 1))
     assert sorted(planned) == sorted((p, s) for p in ("density", "hof", "mu") for s in (0, 1))  # once per cell
     assert any("not run: hof is not prepared" in line for line in lines)
     # one line per finished cell: [k/N] of the runnable cells, elapsed and an ETA (0s after the last)
@@ -150,10 +166,26 @@ def test_run_matrix_and_summary_without_running_models(fixture_models, monkeypat
     assert any(re.match(r"\[\d/4\] \[broken mu seed 0\] already done \(2\.0 s\)", line) for line in done), done
     assert all(re.search(r"\| elapsed \d+s, ETA \d+s$", line) for line in done), done
     assert done[-1].endswith("ETA 0s")
+    assert any(re.match(r"\[\d/4\] \[broken density seed 0\] ok \(2\.0 s\) OOD RMSE 1\.5 \|", line) for line in done), done
+    assert any(re.match(rf"\[\d/4\] \[broken density seed 1\] failed \(2\.0 s\) {crash} \|", line) for line in done), done
     text = matrix.summary(out)
-    assert text.splitlines()[-1] == "6 cells: 2 ok (1 already done), 4 failed"
-    assert "deliberate crash" in text and "0.25" in text and "1.5" in text
+    rows = text.splitlines()
+    assert rows[0].split() == ["model", "property", "seed", "status", "ID", "RMSE", "OOD", "RMSE", "wall", "s", "note"]
+    assert set(rows[1]) == {"-"} and len(rows[1]) == len(rows[0])
+    assert rows[-1] == "6 cells: 2 ok (1 already done), 4 failed"
+    body = {tuple(r.split()[:3]): r for r in rows[2:-1]}
+    assert body[("broken", "density", "0")].split() == ["broken", "density", "0", "ok", "0.25", "1.5", "2.0"]
+    failed = body[("broken", "density", "1")]
+    assert failed.split()[:7] == ["broken", "density", "1", "failed", "—", "—", "2.0"] and failed.endswith("  " + crash[:70])
+    assert body[("broken", "mu", "0")].endswith("  already done")
+    assert body[("broken", "hof", "0")].split()[3] == "error"
     seen: list[str] = []
     assert matrix.conclude(out, write_report=False, echo=seen.append) is False
+    assert seen == ["", text], "conclude prints a blank line and the summary, and no leaderboard line without a report"
     assert matrix.conclude([by[("density", 0)]], write_report=False, echo=seen.append) is True
     assert matrix.parse_list(" a, ,b ") == ["a", "b"] and matrix.parse_list("") is None
+    caps.clear()
+    matrix.run_matrix(cells[:1], None, RunOptions(threads=3), jobs=2, echo=lines.append)
+    assert caps == [None], "explicit --threads: no cap from the job count"
+    assert matrix.cells_for("broken", "mu,density", RunOptions(seeds=(4,))) == [
+        matrix.Cell("broken", "density", 4), matrix.Cell("broken", "mu", 4)]
