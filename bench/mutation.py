@@ -45,7 +45,7 @@ MODULES: dict[str, tuple[str, str]] = {
     "kit.splitting": ("models/_kit/boom_kit/splitting.py", "tests/test_kit_safeguards.py"),
     "kit.torch_loop": ("models/_kit/boom_kit/torch_loop.py", "tests/test_kit_safeguards.py"),
     # cells, seeds and the matrix loop without models, and resume (failed / timed-out cells rerun) with fixture models
-    "matrix": ("core/boom/matrix.py", "tests/test_matrix.py -k 'cells or seed_lists or thread_division or without_running' tests/test_seeds.py tests/test_resume.py -m 'not model'"),
+    "matrix": ("core/boom/matrix.py", "tests/test_matrix.py -k 'cells or seed_lists or thread_division or without_running or crashes_messages' tests/test_seeds.py tests/test_resume.py -m 'not model'"),
     # the split definition without the prepared datasets (each of those tests prepares qm9: minutes per mutant)
     "data.splits": ("core/boom/data/splits.py", "tests/test_splits.py -k '(sums or draws or tie or round_trip or digest or boundary or kde or portable or stream) and not 10k_split'"),
     "schema.predictions": ("schema/boom_schema/predictions.py", "tests/test_predictions_contract.py"),

@@ -189,3 +189,72 @@ def test_run_matrix_and_summary_without_running_models(fixture_models, monkeypat
     assert caps == [None], "explicit --threads: no cap from the job count"
     assert matrix.cells_for("broken", "mu,density", RunOptions(seeds=(4,))) == [
         matrix.Cell("broken", "density", 4), matrix.Cell("broken", "mu", 4)]
+
+
+def test_matrix_rows_for_crashes_messages_feedback_and_the_report_line(fixture_models, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rest of run_matrix's bookkeeping: an orchestrator exception is an `error` row with its type and a wall
+    time, a failed record never carries RMSEs (even with scores), log lines get the cell's prefix, the default is
+    one job on all cores, and the one-line messages are exact."""
+    from types import SimpleNamespace
+
+    from boom import matrix, orchestrate, registry, report
+    from boom.options import RunOptions
+    from boom_schema import PROPERTIES, RunStatus
+
+    row = matrix.CellResult(matrix.Cell("m", "density", 0), "ok")
+    assert (row.reason, row.wall_s, row.folder, row.skipped, row.id_rmse, row.ood_rmse) == ("", 0.0, "", False, None, None)
+    with pytest.raises(ValueError) as err:
+        matrix.cells(["nope"], None, None)
+    assert str(err.value) == f"unknown model(s) ['nope']; available: {', '.join(registry.discover())}"
+    with pytest.raises(ValueError) as err:
+        matrix.cells(None, ["densty"], None)
+    assert str(err.value) == f"unknown propert(y/ies) ['densty']; valid: {', '.join(PROPERTIES)}"
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("BOOM_MODELS_DIR", str(tmp_path / "empty"))
+    with pytest.raises(ValueError) as err:
+        matrix.cells(["nope"], None, None)
+    assert str(err.value) == "unknown model(s) ['nope']; available: (none)"
+    monkeypatch.setenv("BOOM_MODELS_DIR", str(fixture_models))
+
+    caps, feedbacks = [], {}
+    monkeypatch.setattr(matrix.os, "cpu_count", lambda: 6)
+
+    def fake_plan(model, prop, seed, options, threads_cap=None):
+        caps.append(threads_cap)
+        if prop == "hof":
+            raise ValueError("hof needs --subset")
+        return SimpleNamespace(model=model, prop=prop, seed=seed, options=options)
+
+    def fake_execute(p, runner, feedback=None):
+        feedbacks[p.prop] = feedback
+        if p.prop == "mu":
+            raise RuntimeError("runner exploded")
+        scores = SimpleNamespace(id=SimpleNamespace(rmse=0.5), ood=SimpleNamespace(rmse=2.0))
+        record = SimpleNamespace(status=RunStatus.FAILED, reason=None, wall_s=3.0)  # failed, though scores exist
+        return SimpleNamespace(record=record, scores=scores, folder=tmp_path, skipped=False)
+
+    monkeypatch.setattr(orchestrate, "plan", fake_plan)
+    monkeypatch.setattr(orchestrate, "execute", fake_execute)
+    cells = matrix.cells(["broken"], ["density", "hof", "mu"], [0])
+    lines: list[str] = []
+    logged: list[str] = []
+    out = {r.cell.prop: r for r in matrix.run_matrix(cells, None, RunOptions(), echo=lines.append, log_line=logged.append)}
+    assert caps == [6, 6, 6], "one job by default: all the cores"
+    assert "[broken hof seed 0] not run: hof needs --subset" in lines
+    assert out["hof"].status == "error" and out["hof"].reason == "hof needs --subset"
+    crash = out["mu"]
+    assert crash.status == "error" and crash.reason == "RuntimeError: runner exploded" and 0 <= crash.wall_s < 60
+    failed = out["density"]
+    assert failed.status == "failed" and failed.reason == "" and (failed.id_rmse, failed.ood_rmse) == (None, None)
+    assert failed.folder == str(tmp_path) and failed.wall_s == 3.0
+    assert any(line.startswith("[") and "[broken density seed 0] failed (3.0 s)  | elapsed" in line for line in lines), lines
+    fb = feedbacks["density"]
+    assert fb.log_line == logged.append and fb.prefix == "  broken/density/0 | "
+    matrix.run_matrix(cells[:1], None, RunOptions(), echo=lines.append)
+    assert feedbacks["density"] is None, "no log_line: no feedback object"
+
+    monkeypatch.setattr(report, "write", lambda: (None, [Path("a.md"), Path("b.html")]))
+    seen: list[str] = []
+    assert matrix.conclude([out["density"]], write_report=True, echo=seen.append) is False
+    assert seen[0] == "" and seen[-1] == "leaderboard: a.md, b.html"
