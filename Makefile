@@ -89,7 +89,7 @@ UNIT_TESTS := tests/test_schema.py tests/test_metrics.py tests/test_kit_safeguar
 	tests/test_seeds.py tests/test_resume.py tests/test_matrix.py tests/test_report_html.py \
 	tests/test_blind_test_set.py tests/test_cli_errors.py tests/test_intervals.py tests/test_uncertainty.py tests/test_leaderboard.py \
 	tests/test_run_options.py tests/test_live_feedback.py tests/test_registry_hash.py tests/test_kit_params.py \
-	tests/test_boundary_files.py tests/test_model_registry.py tests/test_results_tree.py
+	tests/test_boundary_files.py tests/test_model_registry.py tests/test_results_tree.py tests/test_report_formats.py
 test-unit: setup-models
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest $(UNIT_TESTS) -q -m "not model and not docker" $(ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest selected no tests (exit 5): check UNIT_TESTS / markers"; fi; exit $$rc

@@ -54,7 +54,7 @@ MODULES: dict[str, tuple[str, str]] = {
     "uncertainty": ("core/boom/uncertainty.py", "tests/test_uncertainty.py"),
     # run_id / run_dir (test_seeds) and read_scores (test_metrics); the record readers' hostile-output tests run models
     # the leaderboard, export, extrapolation and HTML page from fabricated and fixture-model runs
-    "report": ("core/boom/report.py", "tests/test_leaderboard.py tests/test_report_html.py -m 'not model' -k 'not chromium'"),
+    "report": ("core/boom/report.py", "tests/test_report_formats.py tests/test_leaderboard.py tests/test_report_html.py -m 'not model' -k 'not chromium'"),
     "results": ("core/boom/results.py", "tests/test_results_tree.py tests/test_seeds.py -m 'not model' tests/test_metrics.py"),
 }
 #: modules whose tests only read the prepared datasets: their worker prepares them once (BOOM_TEST_DATA_DIR, see

@@ -335,3 +335,28 @@ def test_a_slurm_failure_record_without_digests_joins_its_configuration(labels, 
     assert "TIMEOUT" in rows["defaults · n80"]["reason"]
     runs = report.runs_frame(tmp_path)
     assert runs["counted"].all() and runs["config_id"].nunique() == 2
+
+
+def test_row_order_newest_counts_and_r2_are_the_rows_own(board: Path) -> None:
+    """Rows per task by mean OOD RMSE (ties by model and configuration; rows without a successful seed last), the
+    newest counted run's time, the split sizes of the subset, and R² as the mean of the counted seeds' R²."""
+    from boom import report
+
+    frame = report.leaderboard_frame(board)
+    dens = frame[frame["property"] == "density"]
+    assert list(dens["config"]) == ["defaults · n80", "n_estimators=3 · n80", "smoke · n80",
+                                    "defaults · n80 · model folder 0000000", 'max_features="foo" · n80']
+    assert list(frame["property"].drop_duplicates()) == ["density", "hof"]
+    by = {r["config"]: r for r in dens.to_dict("records")}
+    assert by["defaults · n80"]["newest"] == "2026-01-01T11:00:00+00:00"  # the counted seed-1 run; not the failure
+    assert by['max_features="foo" · n80']["newest"] == "2026-01-01T13:00:00+00:00"
+    assert (by["defaults · n80"]["n_id"], by["defaults · n80"]["n_ood"]) == (N // 4, N // 4)
+    assert math.isnan(by['max_features="foo" · n80']["n_id"])
+    rows = {r.config.config_id: r for r in report.collect(board) if r.property == "density"}
+    for r in rows.values():
+        d = next(x for x in dens.to_dict("records") if x["config_id"] == r.config.config_id)
+        if r.ok:
+            assert d["id_r2"] == pytest.approx(np.mean([x.scores.id.r2 for x in r.ok]))
+            assert d["ood_r2"] == pytest.approx(np.mean([x.scores.ood.r2 for x in r.ok]))
+        else:
+            assert math.isnan(d["id_r2"]) and math.isnan(d["ood_r2"])
