@@ -5,10 +5,13 @@ These formats are what people and scripts read (leaderboard.csv columns, README 
 a decision that updates this file, never an accident."""
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
 import subprocess
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -150,3 +153,171 @@ def test_extrapolation_figure_names() -> None:
 
     assert report.extrapolation_name(SimpleNamespace(property="hof", test_set=None)) == "extrapolation_hof.png"
     assert report.extrapolation_name(SimpleNamespace(property="mu", test_set="t50")) == "extrapolation_mu_t50.png"
+
+
+def test_html_rows_by_hand() -> None:
+    best = row(model="mlp<b>", id_rmse=0.0084053, id_rmse_sd=0.00020182, ood_rmse=0.046044857, ood_rmse_sd=0.002525,
+               ood_rmse_ci_lo=0.043751, ood_rmse_ci_hi=0.048373, tied_best=True, best=True, ood_rmse_diff_lo=-0.0012345,
+               ood_rmse_diff_hi=0.00234567, ood_id_ratio=5.4781, id_mae=0.006, ood_mae=0.03, id_r2=0.9, ood_r2=0.61234,
+               ood_nll=-1.5, ood_coverage_95=0.93, newest="2026-12-01T10:00:00", config_full='{"a": 1}')
+    assert report._html_row(best, [(0, "runs/a/parity.png"), (1, "runs/b/parity.png")]) == (
+        '<tr class="ok"><td class="l">mlp&lt;b&gt;</td><td class="l config" title="{&quot;a&quot;: 1}">defaults ★</td>'
+        '<td class="l">from scratch</td><td data-v="3">3</td><td data-v="0.0084053">0.008405 ± 0.0002</td>'
+        '<td data-v="0.046044857">0.04604 ± 0.0025</td><td data-v="0.043751">[0.04375, 0.04837]</td>'
+        '<td class="l tied" title="OOD RMSE − best: [-0.001234, 0.002346]">best</td><td data-v="5.4781">5.478</td>'
+        '<td data-v="0.006">0.006</td><td data-v="0.03">0.03</td><td data-v="0.9">0.9</td>'
+        '<td data-v="0.61234">0.6123</td><td data-v="-1.5">-1.5</td><td data-v="0.93">0.93</td>'
+        '<td class="l">2026-12-01T10:00:00</td><td class="l">0</td><td class="l thumbs">'
+        '<a href="runs/a/parity.png"><img class="thumb" src="runs/a/parity.png" alt="parity mlp&lt;b&gt; density seed 0">'
+        '</a><a href="runs/b/parity.png"><img class="thumb" src="runs/b/parity.png" alt="parity mlp&lt;b&gt; density '
+        'seed 1"></a></td></tr>')
+    failed = row(config="n_estimators=3", default=False, seeds=0, failed=2, reason="y" * 200, config_full="{}",
+                 newest="")
+    line = report._html_row(failed, [])
+    assert line.startswith('<tr class="fail"><td class="l">rf</td><td class="l config" title="{}">n_estimators=3</td>')
+    assert f'<td class="l">2: {"y" * 160}</td><td class="l thumbs"></td></tr>' in line, "reason cut at 160"
+    assert '<td data-v=""></td><td class="l">no</td>' in line, "no interval, not tied, no difference tooltip"
+
+
+def test_html_sections_by_hand() -> None:
+    assert report._html_notes_and_heatmap([], None) == []
+    assert report._html_notes_and_heatmap(["a<1", "b"], "heat.png") == [
+        '<ul id="notes"><li>a&lt;1</li><li>b</li></ul>',
+        '<h2>OOD RMSE, normalised per task</h2><img id="heatmap" src="heat.png" '
+        'alt="configuration x task heatmap of OOD RMSE normalised per task">']
+    section = report._html_task(("qm9", "mu", "n80"), ["<tr>1</tr>", "<tr>2</tr>"], "extrapolation_mu_n80.png")
+    assert section == [
+        '<h2 id="task-mu-n80">mu (qm9, test subset n80), D</h2>', report._HTML_HEADER, "<tr>1</tr>", "<tr>2</tr>",
+        "</tbody></table>",
+        '<img class="fig extrapolation" src="extrapolation_mu_n80.png" '
+        'alt="OOD error by distance outside the training range, mu (qm9, test subset n80)">']
+    assert report._html_task(("10k_csd", "hof", None), [], None) == [
+        '<h2 id="task-hof">hof (10k_csd), kcal/mol</h2>', report._HTML_HEADER, "</tbody></table>"]
+    headers = re.findall(r"<th>(.*?)</th>", report._HTML_HEADER)
+    assert headers == ["model", "config", "pretrained", "seeds", "ID RMSE", "OOD RMSE", "OOD 95% CI", "tied with best",
+                       "OOD/ID", "ID MAE", "OOD MAE", "ID R²", "OOD R²", "OOD NLL", "OOD cov. 95%", "newest run",
+                       "failures", "parity plots"]
+    assert report._HTML_HEADER.startswith('<table class="leaderboard"><thead><tr>')
+    assert report._HTML_HEADER.endswith("</tr></thead><tbody>")
+    page = report.html_page([], Path("."), ["only note"], {}, {})
+    lines = page.split("\n")
+    assert lines[:3] == ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+                         "<title>BOOM-TTE leaderboard</title>"]
+    assert '<ul id="notes"><li>only note</li></ul>' in lines and 'id="heatmap"' not in page
+    assert lines[-3:] == ["</script>", "</body></html>", ""], "ends with the sort script and one newline"
+    assert '<p id="empty">No runs yet: <code>boom run</code> or <code>boom matrix</code> first.</p>' in lines
+
+
+# ---------------------------------------------------------------------------------------------------
+# a hand-made results tree: rows, the runs frame, the heatmap grid, notes in leaderboard.md
+# ---------------------------------------------------------------------------------------------------
+
+RF_DEFAULTS = {"n_estimators": 500, "max_features": "sqrt", "min_samples_leaf": 1}  # models/rf/model.yaml
+
+
+def _run(root: Path, rid: str, seed: int, finished: str, ood: Optional[float], subset: Optional[str] = None,
+         hyper: Optional[dict] = None, **kw) -> Path:
+    from boom import results
+    from boom_schema import ModelReport, RunRecord, RunStatus, Scores, SplitScores
+
+    folder = results.run_dir("10k_csd", "density", "rf", rid, root)
+    folder.mkdir(parents=True)
+    record = RunRecord(run_id=rid, model="rf", dataset="10k_csd", property="density", seed=seed,
+                       status=RunStatus.OK if ood is not None else RunStatus.FAILED,
+                       reason=None if ood is not None else "crashed: exit 1", runner="local", device="cpu",
+                       hyperparameters=RF_DEFAULTS if hyper is None else hyper, subset=subset, smoke=False,
+                       started_at="2026-01-01T00:00:00+00:00", finished_at=finished, wall_s=60.0,
+                       model_report=ModelReport(pretrained=None), **kw)
+    (folder / "record.json").write_text(record.model_dump_json())
+    if ood is not None:
+        split = lambda rmse, n: SplitScores(n=n, rmse=rmse, mae=rmse / 2, r2=0.5, max_error=2 * rmse)  # noqa: E731
+        scores = Scores(run_id=rid, model="rf", dataset="10k_csd", property="density", unit="g/cm^3", seed=seed,
+                        id=split(0.1, 4), ood=split(ood, 5), ood_id_rmse_ratio=ood / 0.1)
+        (folder / "scores.json").write_text(scores.model_dump_json())
+    return folder
+
+
+@pytest.fixture()
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("BOOM_DATA_DIR", str(tmp_path / "no-data"))  # no labels: the report notes it, never guesses
+    root = tmp_path / "results"
+    _run(root, "a0", 0, "2026-01-02T00:00:00+00:00", 0.2)
+    _run(root, "a1", 1, "2026-01-02T00:00:00+00:00", 0.4, hyper=dict(reversed(list(RF_DEFAULTS.items()))))
+    _run(root, "a2", 2, "2026-01-03T00:00:00+00:00", None)
+    _run(root, "old", 0, "2026-01-01T00:00:00+00:00", 9.0)  # seed 0's older run: not counted
+    _run(root, "n80", 0, "2026-01-02T00:00:00+00:00", 0.5, subset="n80")
+    return root
+
+
+def test_rows_of_a_hand_made_tree(tree: Path) -> None:
+    rows = report.collect(tree, evidence=False)
+    assert [(r.test_set, [x.record.run_id for x in r.ok], [x.record.run_id for x in r.failed]) for r in rows] == [
+        (None, ["a0", "a1"], ["a2"]), ("n80", ["n80"], [])], "key order of hyperparameters is not a configuration"
+    d = report.table(rows)[0]
+    assert (d["config"], d["default"], d["pretrained"], d["seeds"], d["failed"]) == ("defaults", True, "from scratch", 2, 1)
+    assert d["ood_rmse"] == pytest.approx(0.3) and d["ood_rmse_sd"] == pytest.approx(math.sqrt(0.02))
+    assert (d["newest"], d["reason"]) == ("2026-01-03T00:00:00+00:00", "failed: crashed: exit 1")
+    labels, tasks, grid, failed = report.heatmap_grid(rows)
+    assert (labels, tasks, failed) == (["rf", "rf [defaults · n80]"], ["density", "density (n80)"], set())
+    assert grid.tolist()[0][0] == pytest.approx(0.3) and grid.tolist()[1][1] == pytest.approx(0.5)
+    assert math.isnan(grid[0, 1]) and math.isnan(grid[1, 0])
+
+
+def test_runs_frame_of_a_hand_made_tree(tree: Path) -> None:
+    frame = report.runs_frame(tree)
+    assert list(frame["run_id"]) == ["old", "a0", "a1", "n80", "a2"]  # by task, model, then finished_at
+    assert list(frame["counted"]) == [False, True, True, True, True]
+    first = frame.iloc[1].to_dict()
+    expect = {"run_id": "a0", "dataset": "10k_csd", "property": "density", "model": "rf", "seed": 0, "status": "ok",
+              "reason": "", "counted": True, "config": "defaults", "default": True, "pretrained": "from scratch",
+              "hyperparameters": json.dumps(RF_DEFAULTS, sort_keys=True), "smoke": False, "subset": "full",
+              "device": "cpu", "model_sha256": None, "split_sha256": None, "runner": "local",
+              "started_at": "2026-01-01T00:00:00+00:00", "finished_at": "2026-01-02T00:00:00+00:00", "wall_s": 60.0,
+              "id_n": 4, "id_rmse": 0.1, "ood_n": 5, "ood_rmse": 0.2, "ood_mae": 0.1, "ood_max_error": 0.4,
+              "ood_id_ratio": pytest.approx(2.0), "folder": str(tree / "10k_csd" / "density" / "rf" / "a0")}
+    assert {k: first[k] for k in expect} == expect
+    failed = frame.iloc[4].to_dict()
+    assert (failed["status"], failed["reason"], failed["subset"]) == ("failed", "crashed: exit 1", "full")
+    assert math.isnan(failed["ood_rmse"]) and math.isnan(failed["ood_id_ratio"])
+    assert frame.iloc[3]["subset"] == "n80" and frame.iloc[3]["config"] == "defaults · n80"
+
+
+def test_notes_reach_the_markdown(tree: Path, tmp_path: Path) -> None:
+    md, written = report.write(tmp_path / "out", tree)
+    rows, notes = report.load(tree)
+    assert notes, "no labels prepared: the intervals cannot be computed and a note says so"
+    text = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert text.endswith("\nNotes:\n\n" + "".join(f"- {n}\n" for n in notes))
+    assert text == report.MD_HEAD + md + "\nNotes:\n\n" + "".join(f"- {n}\n" for n in notes)
+
+
+def test_smoke_is_inferred_only_for_the_smoke_settings() -> None:
+    """Records written before 'smoke' was recorded: smoke exactly when the settings are the model's smoke ones."""
+    from boom_schema import RunRecord, RunStatus
+
+    def old(hyper: dict) -> RunRecord:
+        return RunRecord.model_validate(dict(run_id="r", model="rf", dataset="10k_csd", property="density", seed=0,
+                                             status=RunStatus.OK, runner="local", device="cpu", hyperparameters=hyper,
+                                             started_at="t", finished_at="t", wall_s=1.0))
+
+    assert report._is_smoke(old({**RF_DEFAULTS, "n_estimators": 20})) is True
+    assert report._is_smoke(old(RF_DEFAULTS)) is False
+    assert report._is_smoke(old({**RF_DEFAULTS, "n_estimators": 3})) is False
+    assert report.subset_parts("n80-train5") == (80, 5) and report.subset_parts("train1") == (None, 1)
+
+
+def test_commit_stamp_of_a_fresh_checkout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], capture_output=True, text=True,  # noqa: E731
+                                    check=True, env={**os.environ, **env}).stdout.strip()
+    git("init", "-q")
+    (tmp_path / "f.txt").write_text("1")
+    git("add", "f.txt")
+    git("commit", "-q", "-m", "one")
+    monkeypatch.setattr(report.paths, "repo_root", lambda: tmp_path)
+    sha = git("rev-parse", "--short=12", "HEAD")
+    assert report.project_commit() == sha
+    (tmp_path / "untracked.txt").write_text("x")
+    assert report.project_commit() == sha, "untracked files do not make a checkout dirty"
+    (tmp_path / "f.txt").write_text("2")
+    assert report.project_commit() == sha + "+dirty"

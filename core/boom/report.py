@@ -459,16 +459,12 @@ def _row_label(row: Row) -> str:
     return row.model if is_default(row.config) else f"{row.model} [{config_short(row.config)}]"
 
 
-def heatmap(rows: list[Row], path: Path) -> Optional[Path]:
-    """Configuration x task heatmap of OOD RMSE divided by the task's best row (1 = best); None when empty."""
+def heatmap_grid(rows: list[Row]) -> tuple[list[str], list[str], Any, set[tuple[int, int]]]:
+    """(row labels, task labels, mean OOD RMSE grid with NaN where no seed succeeded, cells with only failures)."""
     import numpy as np
-
-    from boom.plots import ood_heatmap
 
     tasks = list(dict.fromkeys(_task_label(r) for r in rows))
     labels = sorted({_row_label(r) for r in rows})
-    if not tasks or not labels:
-        return None
     grid = np.full((len(labels), len(tasks)), np.nan)
     failed = set()
     for r in rows:
@@ -477,6 +473,16 @@ def heatmap(rows: list[Row], path: Path) -> Optional[Path]:
             grid[i, j] = mean_sd([s.scores.ood.rmse for s in r.ok])[0]
         elif r.failed:
             failed.add((i, j))
+    return labels, tasks, grid, failed
+
+
+def heatmap(rows: list[Row], path: Path) -> Optional[Path]:
+    """Configuration x task heatmap of OOD RMSE divided by the task's best row (1 = best); None when empty."""
+    from boom.plots import ood_heatmap
+
+    labels, tasks, grid, failed = heatmap_grid(rows)
+    if not tasks or not labels:
+        return None
     return ood_heatmap(path, labels, tasks, grid, failed)
 
 
@@ -565,6 +571,62 @@ def _num(v: Any, sd: Any = None) -> str:
     return f"<td data-v=\"{data}\">{_html.escape(_fmt(v, sd))}</td>"
 
 
+def _html_notes_and_heatmap(notes: list[str], heatmap_name: Optional[str]) -> list[str]:
+    """The notes list and the heatmap image, when there are any (each one line of the page)."""
+    esc = _html.escape
+    parts = []
+    if notes:
+        parts.append("<ul id=\"notes\">" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+    if heatmap_name:
+        parts.append(f"<h2>OOD RMSE, normalised per task</h2><img id=\"heatmap\" src=\"{esc(heatmap_name)}\" "
+                     "alt=\"configuration x task heatmap of OOD RMSE normalised per task\">")
+    return parts
+
+
+_HTML_HEADER = ("<table class=\"leaderboard\"><thead><tr><th>model</th><th>config</th><th>pretrained</th>"
+                "<th>seeds</th><th>ID RMSE</th><th>OOD RMSE</th><th>OOD 95% CI</th><th>tied with best</th>"
+                "<th>OOD/ID</th><th>ID MAE</th><th>OOD MAE</th><th>ID R²</th><th>OOD R²</th>"
+                "<th>OOD NLL</th><th>OOD cov. 95%</th><th>newest run</th><th>failures</th><th>parity plots</th>"
+                "</tr></thead><tbody>")
+
+
+def _html_task(task: tuple[str, str, Optional[str]], row_lines: list[str], figure: Optional[str]) -> list[str]:
+    """One task's section: heading, table of its (ranked) rows, and its extrapolation figure when there is one."""
+    esc = _html.escape
+    _, prop, test_set = task
+    info = PROPERTIES[prop]
+    label = f"{prop} ({info.dataset}{', test subset ' + test_set if test_set else ''})"
+    anchor = f"task-{prop}{'-' + test_set if test_set else ''}"
+    parts = [f"<h2 id=\"{esc(anchor)}\">{esc(label)}, {esc(info.unit)}</h2>", _HTML_HEADER, *row_lines,
+             "</tbody></table>"]
+    if figure:
+        parts.append(f"<img class=\"fig extrapolation\" src=\"{esc(figure)}\" "
+                     f"alt=\"OOD error by distance outside the training range, {esc(label)}\">")
+    return parts
+
+
+def _html_row(d: dict, parity: list[tuple[int, str]]) -> str:
+    """One table row from a `table` dict: a row with no successful seed is a failure row (class 'fail')."""
+    esc = _html.escape
+    thumbs = "".join(
+        f"<a href=\"{esc(link)}\"><img class=\"thumb\" src=\"{esc(link)}\" "
+        f"alt=\"parity {esc(d['model'])} {esc(d['property'])} seed {seed}\"></a>" for seed, link in parity)
+    fails = f"{d['failed']}: {esc(d['reason'][:160])}" if d["failed"] else "0"
+    tip = ("" if _missing(d["ood_rmse_diff_lo"]) else
+           f" title=\"OOD RMSE − best: [{d['ood_rmse_diff_lo']:.4g}, {d['ood_rmse_diff_hi']:.4g}]\"")
+    star = " ★" if d["default"] else ""
+    return (f"<tr class=\"{'ok' if d['seeds'] else 'fail'}\"><td class=\"l\">{esc(d['model'])}</td>"
+            f"<td class=\"l config\" title=\"{esc(d['config_full'])}\">{esc(d['config'])}{star}</td>"
+            f"<td class=\"l\">{esc(d['pretrained'])}</td><td data-v=\"{d['seeds']}\">{d['seeds']}</td>"
+            f"{_num(d['id_rmse'], d['id_rmse_sd'])}{_num(d['ood_rmse'], d['ood_rmse_sd'])}"
+            f"<td data-v=\"{'' if _missing(d['ood_rmse_ci_lo']) else repr(d['ood_rmse_ci_lo'])}\">"
+            f"{esc(_ci(d, 'ood_rmse'))}</td>"
+            f"<td class=\"l{' tied' if d['tied_best'] else ''}\"{tip}>{esc(_tie(d))}</td>"
+            f"{_num(d['ood_id_ratio'])}{_num(d['id_mae'])}{_num(d['ood_mae'])}{_num(d['id_r2'])}{_num(d['ood_r2'])}"
+            f"{_num(d['ood_nll'])}{_num(d['ood_coverage_95'])}<td class=\"l\">{esc(d['newest'])}</td>"
+            f"<td class=\"l\">{fails}</td><td class=\"l thumbs\">{thumbs}</td></tr>")
+
+
 def html_page(rows: list[Row], out_dir: Path, notes: list[str], parity: dict[tuple, list[tuple[int, str]]],
               figures: dict[tuple, str], heatmap_name: Optional[str] = None) -> str:
     """The leaderboard as one static HTML page (no external resources)."""
@@ -588,11 +650,7 @@ def html_page(rows: list[Row], out_dir: Path, notes: list[str], parity: dict[tup
         "interval of the OOD RMSE difference to the task's best row contains 0. Click a column to sort. "
         "Failed seeds are counted with their reason.</p>",
     ]
-    if notes:
-        parts.append("<ul id=\"notes\">" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
-    if heatmap_name:
-        parts.append(f"<h2>OOD RMSE, normalised per task</h2><img id=\"heatmap\" src=\"{esc(heatmap_name)}\" "
-                     "alt=\"configuration x task heatmap of OOD RMSE normalised per task\">")
+    parts.extend(_html_notes_and_heatmap(notes, heatmap_name))
     if not rows:
         parts.append("<p id=\"empty\">No runs yet: <code>boom run</code> or <code>boom matrix</code> first.</p>")
     by_task: dict[tuple, list[Row]] = {}
@@ -600,42 +658,9 @@ def html_page(rows: list[Row], out_dir: Path, notes: list[str], parity: dict[tup
         by_task.setdefault(r.task, []).append(r)
     dicts = {id(r): d for r, d in zip(rows, table(rows))}
     for task, task_rows in by_task.items():
-        _, prop, test_set = task
-        info = PROPERTIES[prop]
-        label = f"{prop} ({info.dataset}{', test subset ' + test_set if test_set else ''})"
-        anchor = f"task-{prop}{'-' + test_set if test_set else ''}"
-        parts.append(f"<h2 id=\"{esc(anchor)}\">{esc(label)}, {esc(info.unit)}</h2>")
-        parts.append("<table class=\"leaderboard\"><thead><tr><th>model</th><th>config</th><th>pretrained</th>"
-                     "<th>seeds</th><th>ID RMSE</th><th>OOD RMSE</th><th>OOD 95% CI</th><th>tied with best</th>"
-                     "<th>OOD/ID</th><th>ID MAE</th><th>OOD MAE</th><th>ID R²</th><th>OOD R²</th>"
-                     "<th>OOD NLL</th><th>OOD cov. 95%</th><th>newest run</th><th>failures</th><th>parity plots</th>"
-                     "</tr></thead><tbody>")
         ranked = sorted(task_rows, key=lambda r: (dicts[id(r)]["ood_rmse"] if r.ok else math.inf, r.model))
-        for r in ranked:
-            d = dicts[id(r)]
-            thumbs = "".join(
-                f"<a href=\"{esc(link)}\"><img class=\"thumb\" src=\"{esc(link)}\" "
-                f"alt=\"parity {esc(r.model)} {esc(prop)} seed {seed}\"></a>" for seed, link in parity.get(id(r), []))
-            fails = f"{len(r.failed)}: {esc(d['reason'][:160])}" if r.failed else "0"
-            tie = _tie(d)
-            tip = ("" if _missing(d["ood_rmse_diff_lo"]) else
-                   f" title=\"OOD RMSE − best: [{d['ood_rmse_diff_lo']:.4g}, {d['ood_rmse_diff_hi']:.4g}]\"")
-            star = " ★" if d["default"] else ""
-            parts.append(
-                f"<tr class=\"{'ok' if r.ok else 'fail'}\"><td class=\"l\">{esc(r.model)}</td>"
-                f"<td class=\"l config\" title=\"{esc(d['config_full'])}\">{esc(d['config'])}{star}</td>"
-                f"<td class=\"l\">{esc(d['pretrained'])}</td><td data-v=\"{d['seeds']}\">{d['seeds']}</td>"
-                f"{_num(d['id_rmse'], d['id_rmse_sd'])}{_num(d['ood_rmse'], d['ood_rmse_sd'])}"
-                f"<td data-v=\"{'' if _missing(d['ood_rmse_ci_lo']) else repr(d['ood_rmse_ci_lo'])}\">"
-                f"{esc(_ci(d, 'ood_rmse'))}</td>"
-                f"<td class=\"l{' tied' if d['tied_best'] else ''}\"{tip}>{esc(tie)}</td>"
-                f"{_num(d['ood_id_ratio'])}{_num(d['id_mae'])}{_num(d['ood_mae'])}{_num(d['id_r2'])}{_num(d['ood_r2'])}"
-                f"{_num(d['ood_nll'])}{_num(d['ood_coverage_95'])}<td class=\"l\">{esc(d['newest'])}</td>"
-                f"<td class=\"l\">{fails}</td><td class=\"l thumbs\">{thumbs}</td></tr>")
-        parts.append("</tbody></table>")
-        if task in figures:
-            parts.append(f"<img class=\"fig extrapolation\" src=\"{esc(figures[task])}\" "
-                         f"alt=\"OOD error by distance outside the training range, {esc(label)}\">")
+        parts.extend(_html_task(task, [_html_row(dicts[id(r)], parity.get(id(r), [])) for r in ranked],
+                                figures.get(task)))
     parts.append(_SORT_JS)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
