@@ -103,3 +103,35 @@ def test_bad_inputs_say_what_is_wrong() -> None:
         intervals.interval(np.ones(3), level=95)
     with pytest.raises(ValueError, match="unknown statistic 'r2'"):
         intervals.replicates(np.ones(3), "r2")
+
+
+def test_reference_intervals_at_the_defaults() -> None:
+    """The defaults (1000 replicates, seed 0, 95%) give these intervals on any machine: pinned, so a changed
+    default or stream shows up as a changed number, never silently (docs/leaderboard.md)."""
+    assert (intervals.N_BOOT, intervals.SEED, intervals.LEVEL) == (1000, 0, 0.95)
+    e = np.array([[0.5, -1.0, 2.0, 0.25, -0.75, 1.5, 0.0, -2.5]])
+    assert intervals.interval(e) == pytest.approx((0.7393774425097513, 1.8223863383227923), rel=1e-12)
+    assert intervals.interval(e) == intervals.interval(e, "rmse"), "RMSE is the default statistic"
+    assert intervals.interval(e, "mae") == pytest.approx((0.53125, 1.625), rel=1e-12)
+    assert intervals.paired_difference(e, e * 0.5) == pytest.approx(
+        (0.6702378309227255, 0.3696887212548757, 0.9111931691613961), rel=1e-12)
+
+
+def test_messages_word_for_word() -> None:
+    for bad in (np.zeros((0, 3)), np.zeros((2, 0)), np.zeros((1, 2, 2))):
+        with pytest.raises(ValueError) as err:
+            intervals.interval(bad)
+        assert str(err.value) == f"errors must be a non-empty (seeds, molecules) array, got shape {bad.shape}"
+    for level in (0.0, 1.0, 1.5, -0.1):
+        with pytest.raises(ValueError) as err:
+            intervals.interval([1.0, 2.0], level=level)
+        assert str(err.value) == f"level must lie strictly between 0 and 1, got {level}"
+    with pytest.raises(ValueError) as err:
+        intervals.replicates([1.0], "median")
+    assert str(err.value) == "unknown statistic 'median'; use one of ['mae', 'rmse']"
+    with pytest.raises(ValueError) as err:
+        intervals.paired_difference([[1.0, 2.0]], [[1.0]])
+    assert str(err.value) == "paired comparison needs the same molecules: 2 vs 1 columns"
+    with pytest.raises(ValueError) as err:
+        intervals.align(["a", "b", "c", "d", "e"], {"a": 1.0})
+    assert str(err.value) == ("4 molecule(s) missing, e.g. ['b', 'c', 'd']; paired comparisons need every molecule")

@@ -288,3 +288,21 @@ def test_warmup_cosine_schedule_by_hand():
     assert got[10] == pytest.approx(0.0, abs=1e-12) and got[11] == pytest.approx(0.0, abs=1e-12)  # stays at zero
     assert lrs(10, 100, 6)[4:6] == pytest.approx([2.0, 2.0])  # warmup 100 capped at 5: full lr at step 4
     assert lrs(10, 0, 1)[0] == pytest.approx(2.0)  # warmup at least one step
+    assert lrs(5, 10, 4) == pytest.approx([1.0, 2.0, 2.0, 1.5])  # cap 5 // 2 = 2 whole steps, then t = 1/3
+    assert lrs(2, 1, 3) == pytest.approx([2.0, 2.0, 0.0], abs=1e-12)  # one decay step: t = 1 at the end
+
+
+def test_loop_reports_each_epochs_own_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The accelerator's per-epoch time is that epoch's duration (a positive number below the whole run's)."""
+    import time
+
+    from boom_kit import accelerator
+    from boom_kit.torch_loop import fit
+
+    seen: list[float] = []
+    monkeypatch.setattr(accelerator, "epoch_done", seen.append)
+    model, opt, step, predict_val, y_val = _pushed_model([0.5, 1.0, 2.0])
+    before = time.perf_counter()
+    fit(model, opt, step, predict_val, y_val, n_train=4, batch_size=8, epochs=3, seed=0, log=lambda _: None)
+    elapsed = time.perf_counter() - before
+    assert len(seen) == 3 and all(0.0 < s <= elapsed for s in seen) and sum(seen) <= elapsed

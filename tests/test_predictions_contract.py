@@ -101,6 +101,22 @@ def test_summaries_of_many_offenders_are_exact_and_ordered():
     with pytest.raises(PredictionsError) as err:
         validate_predictions("mol_id,y_pred\nm0,1\n", {f"m{i}" for i in range(9)}, name="preds.csv")
     assert str(err.value) == "preds.csv: 8 test molecule(s) have no prediction: m1, m2, m3, m4, m5 and 3 more"
+    with pytest.raises(PredictionsError) as err:  # exactly _SHOW absent: no "and 0 more"
+        validate_predictions("mol_id,y_pred\nm0,1\n", {f"m{i}" for i in range(6)})
+    assert str(err.value) == "predictions.csv: 5 test molecule(s) have no prediction: m1, m2, m3, m4, m5"
+
+
+def test_a_file_that_is_not_utf8_is_read_and_refused_in_one_line(tmp_path: Path):
+    """Bytes that are not UTF-8 (a binary dump, Latin-1) never crash the reader: they become U+FFFD and the
+    file is judged like any other (here: a y_pred that is not a number), with its file name in the message."""
+    path = tmp_path / "predictions.csv"
+    path.write_bytes(b"mol_id,y_pred\nm0,\xff\xfe1\n")
+    with pytest.raises(PredictionsError) as err:
+        validate_predictions(path, {"m0"})
+    assert str(err.value) == "predictions.csv: y_pred is not a number on line 2"
+    with pytest.raises(PredictionsError) as err:
+        validate_predictions(tmp_path / "absent.csv", {"m0"}, name="absent.csv")
+    assert str(err.value) == f"absent.csv: file not found at {tmp_path / 'absent.csv'} (the model wrote no predictions)"
 
 
 def test_row_model_and_split_names_of_the_contract(tmp_path: Path):

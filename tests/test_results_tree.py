@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -64,14 +65,21 @@ def test_model_report_is_read_or_refused_in_one_line(tmp_path):
     assert results.read_model_report(tmp_path) is None
     (tmp_path / "model_report.json").write_text(ModelReport(n_parameters=7).model_dump_json())
     assert results.read_model_report(tmp_path).n_parameters == 7
-    (tmp_path / "model_report.json").write_text('{"n_parameters": "many"}')
-    with pytest.raises(runfiles.UnsafeEntry, match="model_report.json is not a valid report: field 'n_parameters'"):
-        results.read_model_report(tmp_path)
+    for text, field, msg in (('{"n_parameters": "many"}', "n_parameters",
+                              "Input should be a valid integer, unable to parse string as an integer"),
+                             ('{"timings": {"train_s": "slow"}}', "timings.train_s",
+                              "Input should be a valid number, unable to parse string as a number"),
+                             ("[]", "(top level)", "Input should be an object")):
+        (tmp_path / "model_report.json").write_text(text)
+        with pytest.raises(runfiles.UnsafeEntry) as err:
+            results.read_model_report(tmp_path)
+        assert str(err.value) == f"model_report.json is not a valid report: field '{field}': {msg}"
 
 
 def test_predictions_are_read_within_their_size_limit(tmp_path):
-    with pytest.raises(PredictionsError, match="predictions.csv: file not found"):
+    with pytest.raises(PredictionsError) as err:
         results.read_predictions(tmp_path, 10)
+    assert str(err.value) == "predictions.csv: file not found (the model wrote no predictions)"
     (tmp_path / "predictions.csv").write_text("mol_id,y_pred\na,1\n")
     assert results.read_predictions(tmp_path, 10) == "mol_id,y_pred\na,1\n"
     (tmp_path / "predictions.csv").write_text("x" * (results.limits.predictions_max_bytes(1) + 1))
@@ -117,8 +125,10 @@ def test_iter_runs_lists_every_readable_record_with_its_scores(tmp_path):
     ok = results.run_dir("10k_csd", "density", "rf", "r1", tmp_path)
     failed = results.run_dir("10k_csd", "density", "rf", "r2", tmp_path)
     broken = results.run_dir("10k_csd", "hof", "rf", "r3", tmp_path)
-    for f in (ok, failed, broken):
+    first = results.run_dir("10k_csd", "density", "rf", "r0", tmp_path)  # unreadable and listed first: skipped, not the end
+    for f in (ok, failed, broken, first):
         f.mkdir(parents=True)
+    (first / "record.json").write_text("[]")
     (ok / "record.json").write_text(_record("r1").model_dump_json())
     (ok / "scores.json").write_text(_scores("r1").model_dump_json())
     (failed / "record.json").write_text(_record("r2", RunStatus.FAILED, reason="crashed").model_dump_json())
@@ -136,6 +146,7 @@ def test_archive_previous_keeps_every_attempt_and_ignores_a_planted_link(tmp_pat
     (run / "predictions.csv").write_text("first")
     results.archive_previous(run)
     (first,) = (run / "previous").iterdir()
+    assert re.fullmatch(r"\d{8}T\d{12}", first.name), "previous/<YYYYmmddTHHMMSSffffff>: sorts by time"
     assert (first / "predictions.csv").read_text() == "first" and sorted(p.name for p in run.iterdir()) == ["previous"]
     (run / "predictions.csv").write_text("second")
     results.archive_previous(run)

@@ -105,3 +105,39 @@ def test_set_values_are_typed_like_their_defaults():
     assert parse_value("nan") == "nan" and parse_value("inf") == "inf" and parse_value("-2") == -2
     with pytest.raises(ValueError, match="is numeric"):
         merge_params(spec, {"n_estimators": "many"})
+
+
+def test_spec_messages_word_for_word(tmp_path):
+    """model.yaml errors are what a model author reads: the file, the field, the fix; pinned whole."""
+    ten = list(PROPERTIES)
+    base = MINIMAL.format(name="demo")
+    cases = iter(range(100))
+
+    def message(text: str) -> tuple[str, Path]:
+        where = tmp_path / str(next(cases))
+        where.mkdir()
+        path = _spec(where, text)
+        with pytest.raises(SpecError) as err:
+            load_spec(path)
+        return str(err.value), path
+
+    missing = tmp_path / "absent" / "model.yaml"
+    with pytest.raises(SpecError) as err:
+        load_spec(missing)
+    assert str(err.value) == f"{missing}: file not found (every model folder needs a model.yaml)"
+    for text, expected in [
+        ("a: [1, 2\n", "not valid YAML (while parsing a flow sequence)"),
+        ("- a\n- b\n", "expected a mapping of fields, got list"),
+        (base.replace("[density,", "[colour, density,"),
+         f"field 'tasks': Value error, unknown properties ['colour']; valid: {ten}"),
+        (base.replace("[density,", "[density, density,"), "field 'tasks': Value error, tasks lists a property twice"),
+        (base.replace(", cv]", "]"),
+         "field '(top level)': Value error, properties ['cv'] are neither in tasks nor explained in unsupported"),
+        (base + "unsupported: {cv: not yet}\n",
+         "field '(top level)': Value error, properties ['cv'] are both supported and unsupported"),
+        (base + "unsupported: {cv: no}\n", "field 'unsupported.cv': Input should be a valid string"),  # YAML's no
+        (base + "resources: {cpus: 0}\n", "field 'resources.cpus': Input should be greater than 0"),
+        (base.replace("name: demo", "name: other"), "field 'name': 'other' must equal the folder name 'demo'"),
+    ]:
+        got, path = message(text)
+        assert got == f"{path}: {expected}"

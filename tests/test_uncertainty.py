@@ -88,3 +88,28 @@ def test_scores_use_the_signed_error_against_non_zero_labels() -> None:
     nll = 0.5 * math.log(2 * math.pi) + (math.log(0.5) + math.log(1.0)) / 2 + 0.5
     assert uncertainty.gaussian_nll(y, mu, sigma) == pytest.approx(nll, rel=1e-12)
     assert uncertainty.coverage(y, mu, sigma, 0.95) == 1.0 and uncertainty.coverage(y, mu, sigma, 0.68) == 0.0
+
+
+def test_boundaries_and_messages_word_for_word() -> None:
+    from scipy.special import ndtri
+
+    z = float(ndtri(0.975))
+    # a label exactly on the interval's edge is inside (closed interval), at 1 sigma and at 2 sigma
+    assert uncertainty.coverage([0.0, 0.0], [z, 2 * z], [1.0, 2.0], 0.95) == 1.0
+    assert uncertainty.coverage([0.0], [z * 1.0000001], [1.0], 0.95) == 0.0
+    # p_i = 2 Phi(|err| / sigma) - 1, also for an error of exactly 1
+    assert uncertainty._inside_from(np.array([1.0, 0.0, 2.0]), np.array([2.0, 0.0, 0.0])) == pytest.approx(
+        [0.382924922548026, 0.0, 1.0])
+    # errors spanning exactly 1 are not constant
+    assert uncertainty.spearman_abs_error_std([0.0, 0.0, 0.0], [0.0, 0.5, 1.0], [1.0, 2.0, 3.0]) == pytest.approx(1.0)
+    for level in (0.0, 1.0):
+        with pytest.raises(ValueError) as err:
+            uncertainty.coverage([0.0], [0.0], [1.0], level)
+        assert str(err.value) == f"level must lie strictly between 0 and 1, got {level}"
+    with pytest.raises(ValueError) as err:
+        uncertainty.gaussian_nll([0.0, 1.0], [0.0], [1.0])
+    assert str(err.value) == ("y_true, y_pred and y_std must be 1-D arrays of one non-zero length, got "
+                              "(2,), (1,), (1,)")
+    with pytest.raises(ValueError) as err:
+        uncertainty.gaussian_nll([0.0], [0.0], [-1.0])
+    assert str(err.value) == "y_std must be finite and non-negative"
