@@ -112,6 +112,7 @@ def test_reference_intervals_at_the_defaults() -> None:
     e = np.array([[0.5, -1.0, 2.0, 0.25, -0.75, 1.5, 0.0, -2.5]])
     assert intervals.interval(e) == pytest.approx((0.7393774425097513, 1.8223863383227923), rel=1e-12)
     assert intervals.interval(e) == intervals.interval(e, "rmse"), "RMSE is the default statistic"
+    assert np.array_equal(intervals.replicates(e), intervals.replicates(e, "rmse"))
     assert intervals.interval(e, "mae") == pytest.approx((0.53125, 1.625), rel=1e-12)
     assert intervals.paired_difference(e, e * 0.5) == pytest.approx(
         (0.6702378309227255, 0.3696887212548757, 0.9111931691613961), rel=1e-12)
