@@ -148,6 +148,12 @@ def test_commit_stamp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert re.fullmatch(r"[0-9a-f]{12}(\+dirty)?|unknown", stamp)
 
 
+def test_the_committed_export_is_one_boom_report_may_replace() -> None:
+    """leaderboard/runs carries the export marker under today's name, so `boom report --out leaderboard`
+    regenerates the results of record in place instead of refusing the folder as foreign."""
+    assert (REPO / "leaderboard" / report.RUNS_DIR / report._EXPORT_MARK).is_file()
+
+
 def test_extrapolation_figure_names() -> None:
     from types import SimpleNamespace
 
@@ -197,13 +203,17 @@ def test_html_sections_by_hand() -> None:
     assert headers == ["model", "config", "pretrained", "seeds", "ID RMSE", "OOD RMSE", "OOD 95% CI", "tied with best",
                        "OOD/ID", "ID MAE", "OOD MAE", "ID R²", "OOD R²", "OOD NLL", "OOD cov. 95%", "newest run",
                        "failures", "parity plots"]
-    assert report._HTML_HEADER.startswith('<table class="leaderboard"><thead><tr>')
-    assert report._HTML_HEADER.endswith("</tr></thead><tbody>")
+    assert report._HTML_HEADER == ('<table class="leaderboard"><thead><tr>' + "".join(f"<th>{h}</th>" for h in headers)
+                                   + "</tr></thead><tbody>")
     page = report.html_page([], Path("."), ["only note"], {}, {})
     lines = page.split("\n")
     assert lines[:3] == ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
                          "<title>BOOM-TTE leaderboard</title>"]
     assert '<ul id="notes"><li>only note</li></ul>' in lines and 'id="heatmap"' not in page
+    meta = [line for line in lines if 'id="meta"' in line]
+    assert len(meta) == 1 and re.fullmatch(
+        r'<p class="meta" id="meta">Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC from project commit '
+        r'<code>([0-9a-f]{12}(\+dirty)?|unknown)</code>\.</p>', meta[0]), meta
     assert lines[-3:] == ["</script>", "</body></html>", ""], "ends with the sort script and one newline"
     assert '<p id="empty">No runs yet: <code>boom run</code> or <code>boom matrix</code> first.</p>' in lines
 
@@ -254,6 +264,8 @@ def test_rows_of_a_hand_made_tree(tree: Path) -> None:
     assert [(r.test_set, [x.record.run_id for x in r.ok], [x.record.run_id for x in r.failed]) for r in rows] == [
         (None, ["a0", "a1"], ["a2"]), ("n80", ["n80"], [])], "key order of hyperparameters is not a configuration"
     d = report.table(rows)[0]
+    assert (d["dataset"], d["property"], d["unit"], d["model"], d["subset"], d["device"]) == (
+        "10k_csd", "density", "g/cm^3", "rf", "full", "cpu")
     assert (d["config"], d["default"], d["pretrained"], d["seeds"], d["failed"]) == ("defaults", True, "from scratch", 2, 1)
     assert d["ood_rmse"] == pytest.approx(0.3) and d["ood_rmse_sd"] == pytest.approx(math.sqrt(0.02))
     assert (d["newest"], d["reason"]) == ("2026-01-03T00:00:00+00:00", "failed: crashed: exit 1")
@@ -283,7 +295,10 @@ def test_runs_frame_of_a_hand_made_tree(tree: Path) -> None:
 
 
 def test_notes_reach_the_markdown(tree: Path, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "extrapolation_gone.png").write_bytes(b"old")  # a task no longer on the board
     md, written = report.write(tmp_path / "out", tree)
+    assert not (tmp_path / "out" / "extrapolation_gone.png").exists(), "a stale figure is removed"
     rows, notes = report.load(tree)
     assert notes, "no labels prepared: the intervals cannot be computed and a note says so"
     text = (tmp_path / "out" / "leaderboard.md").read_text()
