@@ -147,6 +147,10 @@ def one_seed(x, a, f, seed: int, n: int, k: int, rule, true_log_ratio=None, with
             r = fit_ratio(xs[fit], as_[fit], CH2)
             lr[name][ev], gate[name][ev] = r(xs[ev], as_[ev]), -r(xs[ev], as_[ev] + CH2)
             secs[name] += time.perf_counter() - t0
+    if true_log_ratio is not None:  # the oracle: the same Q with the true ratio (which nuisance carries the error?)
+        models = {**models, "true_ratio": None}
+        lr["true_ratio"] = true_log_ratio(as_, idx)
+        gate["true_ratio"] = -true_log_ratio(as_ + CH2, idx)
     ares = as_ - estimator_ridge_oof(xs, as_, fold)
     row = {"seed": seed, "plug_in": float((q_shift - q_obs).mean()), "seconds": secs,
            "q_rmse": float(np.sqrt(np.mean((q_obs - f(as_, idx)) ** 2)))}
@@ -208,7 +212,7 @@ def study(x, a, f, truth, seeds: int, n: int, k: int, true_log_ratio=None, label
         r = rows[-1]
         print(f"{label} seed {seed}: truth {truth:+.3f} plug-in {r['plug_in']:+.3f} " + " ".join(
             f"{m} {r[m]['effect']:+.3f} [{r[m]['lo']:+.3f}, {r[m]['hi']:+.3f}]{'' if r[m]['supported'] else ' refused'}"
-            for m in ("classifier", "mdn") if m in r), flush=True)
+            for m in ("classifier", "mdn", "true_ratio") if m in r), flush=True)
         if progress is not None and seed >= 1:
             progress(summarise_study(rows, truth, n, k))
     return summarise_study(rows, truth, n, k)
@@ -222,6 +226,7 @@ def summarise_study(rows: list[dict], truth: float, n: int, k: int) -> dict:
             "plug_in": {"bias": float(plug.mean() - truth), "sd": float(plug.std(ddof=1))},
             "classifier": summarise(rows, truth, "classifier"),
             "mdn": summarise(rows, truth, "mdn") if any("mdn" in r for r in rows) else None,
+            "true_ratio": summarise(rows, truth, "true_ratio") if any("true_ratio" in r for r in rows) else None,
             "q_rmse_mean": float(np.mean([r["q_rmse"] for r in rows])), "runs": rows}
 
 
@@ -376,7 +381,7 @@ def main() -> None:
                   progress=lambda v: save("known_ratio", v | note), mdn_seeds=args.mdn_seeds,
                   done=done("known_ratio"))
         save("known_ratio", s | note)
-        for m in ("classifier", "mdn"):
+        for m in ("classifier", "mdn", "true_ratio"):
             print(m, s[m], flush=True)
     if "q_compare" in parts:
         save("q_compare", q_compare(x, a, f, truth, args.q_seeds, args.n, args.k, args.q_epochs))
