@@ -118,7 +118,8 @@ def outcome_truth(a: np.ndarray, x: np.ndarray, rng: np.random.Generator):
 
 
 def ratio_models(seed: int, with_mdn: bool) -> dict:
-    models = {"classifier": nuisance.classifier_ratio(seed=seed)}
+    models = {"classifier": nuisance.classifier_ratio(seed=seed),  # the model's: with the residual feature
+              "classifier_plain": nuisance.classifier_ratio(residual_feature=False, seed=seed)}  # before 2026-12-03
     if with_mdn:  # the MDN costs 3-5x the classifier: the comparison runs on the first --mdn-seeds seeds
         models["mdn"] = nuisance.mdn_ratio(n_components=4, epochs=200, seed=seed)
     return models
@@ -212,7 +213,7 @@ def study(x, a, f, truth, seeds: int, n: int, k: int, true_log_ratio=None, label
         r = rows[-1]
         print(f"{label} seed {seed}: truth {truth:+.3f} plug-in {r['plug_in']:+.3f} " + " ".join(
             f"{m} {r[m]['effect']:+.3f} [{r[m]['lo']:+.3f}, {r[m]['hi']:+.3f}]{'' if r[m]['supported'] else ' refused'}"
-            for m in ("classifier", "mdn", "true_ratio") if m in r), flush=True)
+            for m in ("classifier", "classifier_plain", "mdn", "true_ratio") if m in r), flush=True)
         if progress is not None and seed >= 1:
             progress(summarise_study(rows, truth, n, k))
     return summarise_study(rows, truth, n, k)
@@ -222,9 +223,12 @@ def summarise_study(rows: list[dict], truth: float, n: int, k: int) -> dict:
     plug = np.array([r["plug_in"] for r in rows])
     return {"truth": truth, "n": n, "k_folds": k, "seeds": len(rows), "noise_sd": NOISE_SD,
             "q": "hgb_q(max_iter=150)", "ratio_models": {"classifier": "classifier_ratio() defaults",
+                                                        "classifier_plain": "classifier_ratio(residual_feature=False)",
                                                         "mdn": "mdn_ratio(n_components=4, epochs=200)"},
             "plug_in": {"bias": float(plug.mean() - truth), "sd": float(plug.std(ddof=1))},
             "classifier": summarise(rows, truth, "classifier"),
+            "classifier_plain": summarise(rows, truth, "classifier_plain") if any("classifier_plain" in r for r in rows)
+            else None,
             "mdn": summarise(rows, truth, "mdn") if any("mdn" in r for r in rows) else None,
             "true_ratio": summarise(rows, truth, "true_ratio") if any("true_ratio" in r for r in rows) else None,
             "q_rmse_mean": float(np.mean([r["q_rmse"] for r in rows])), "runs": rows}
@@ -371,7 +375,7 @@ def main() -> None:
         s = study(x, a, f, truth, args.seeds, args.n, args.k, progress=lambda v: save("synthetic", v),
                   mdn_seeds=args.mdn_seeds, done=done("synthetic"), seed_start=args.seed_start)
         save("synthetic", s)
-        for m in ("classifier", "mdn"):
+        for m in ("classifier", "classifier_plain", "mdn"):
             print(m, s[m], flush=True)
     if "known_ratio" in parts:
         a_star, true_lr = known_ratio_world(x, a)
@@ -381,7 +385,7 @@ def main() -> None:
                   progress=lambda v: save("known_ratio", v | note), mdn_seeds=args.mdn_seeds,
                   done=done("known_ratio"))
         save("known_ratio", s | note)
-        for m in ("classifier", "mdn", "true_ratio"):
+        for m in ("classifier", "classifier_plain", "mdn", "true_ratio"):
             print(m, s[m], flush=True)
     if "q_compare" in parts:
         save("q_compare", q_compare(x, a, f, truth, args.q_seeds, args.n, args.k, args.q_epochs))

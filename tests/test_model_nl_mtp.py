@@ -353,3 +353,21 @@ def test_ch2_extension_and_environment():
     assert bits.shape == (main.N_BITS,) and bits.dtype == np.uint8 and bits.sum() > 0
     assert desc.shape == (8,) and np.isfinite(ext_desc).all() and env2 == env
     assert ext_desc[main.DESCRIPTORS.index("HeavyAtomCount")] - desc[main.DESCRIPTORS.index("HeavyAtomCount")] == 1
+
+
+def test_classifier_ratio_residual_feature_helps_when_the_location_spreads_over_many_columns():
+    """A | x ~ N(x w, 1) with x w spread over 40 columns: the plain classifier has to rebuild x w from trees,
+    the residual feature hands it a - m(x); its log ratios are closer to the truth (issue 20)."""
+    _, nui = _estimator()
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=40) / np.sqrt(40)
+    x = rng.normal(size=(4000, 40))
+    a = x @ w + rng.normal(size=4000)
+    xe = rng.normal(size=(2000, 40))
+    ae = xe @ w + rng.normal(size=2000)
+    delta = 0.5
+    truth = delta * (ae - xe @ w) - delta ** 2 / 2
+    err = {flag: float(np.median(np.abs(nui.classifier_ratio(max_iter=200, residual_feature=flag)(x, a, delta)(xe, ae)
+                                        - truth))) for flag in (True, False)}
+    assert err[True] < 0.8 * err[False], err
+    assert err[True] < 0.2, err

@@ -237,7 +237,8 @@ def policy_estimate(ctx: boom_kit.Context, tr: dict, y: np.ndarray, delta_da: fl
                                  max_clip_share=p("max_clip_share"), max_gate_share=p("max_gate_share"),
                                  max_shift_sd=p("max_shift_sd"), max_mean_ratio_dev=p("max_mean_ratio_dev"))
     fit_q = nuisance.hgb_q(max_iter=p("q_max_iter"), learning_rate=p("q_lr"), seed=ctx.seed)
-    fit_ratio = nuisance.classifier_ratio(max_iter=p("ratio_max_iter"), learning_rate=p("ratio_lr"), seed=ctx.seed)
+    fit_ratio = nuisance.classifier_ratio(max_iter=p("ratio_max_iter"), learning_rate=p("ratio_lr"),
+                                          residual_feature=p("ratio_residual_feature"), seed=ctx.seed)
     out = estimator.estimate(policy_context(tr)[ok], tr["mw"][ok], y[ok], delta_da, fit_q, fit_ratio,
                              p("k_folds"), ctx.seed, rule)
     if out["effect"] is None:
