@@ -149,7 +149,7 @@ def test_run_without_support_reports_no_effect():
     assert not pos["supported"] and pos["reasons"]
     assert {"ess_share", "share_beyond_clip", "share_gate_excluded", "ratio_quantiles"} <= set(pos)
     assert np.isfinite(policy["effect_if_ignored"])  # computed, but not reported as the effect
-    assert policy["interval_caveat"] == main.INTERVAL_CAVEAT and "too narrow" in policy["interval_caveat"]
+    assert policy["interval_caveat"] == main.INTERVAL_CAVEAT and "below the spread" in policy["interval_caveat"]
 
 
 def test_every_param_the_code_reads_is_declared():

@@ -220,8 +220,8 @@ def fit_predict(ctx: boom_kit.Context) -> boom_kit.Output:
 
 #: what the validation found about ci95 (bench/models/nl-mtp.md, issue 20): written into every policy.json
 INTERVAL_CAVEAT = ("ci95 is the influence-function interval with the estimated density ratio treated as known; on the "
-                   "synthetic truth it covered 85% (real exposures) and 70% (known Gaussian exposure) instead of 95%, "
-                   "95% with the true ratio: read it as about 1.5x too narrow (bench/models/nl-mtp.md)")
+                   "synthetic truth it covered 88% (real exposures) and 92.5% (known Gaussian exposure) of 95%, its SE "
+                   "about 15% below the spread of the estimates on the real exposures (bench/models/nl-mtp.md)")
 
 
 def policy_estimate(ctx: boom_kit.Context, tr: dict, y: np.ndarray, delta_da: float) -> dict:
