@@ -149,13 +149,12 @@ def one_seed(x, a, f, seed: int, n: int, k: int, rule, true_log_ratio=None, with
             lr[name][ev], gate[name][ev] = r(xs[ev], as_[ev]), -r(xs[ev], as_[ev] + CH2)
             secs[name] += time.perf_counter() - t0
     if true_log_ratio is not None:  # the oracle: the same Q with the true ratio (which nuisance carries the error?)
-        models = {**models, "true_ratio": None}
         lr["true_ratio"] = true_log_ratio(as_, idx)
         gate["true_ratio"] = -true_log_ratio(as_ + CH2, idx)
     ares = as_ - estimator_ridge_oof(xs, as_, fold)
     row = {"seed": seed, "plug_in": float((q_shift - q_obs).mean()), "seconds": secs,
            "q_rmse": float(np.sqrt(np.mean((q_obs - f(as_, idx)) ** 2)))}
-    for name in models:
+    for name in lr:  # every ratio model, and the oracle when the true ratio is known
         pos = estimator.positivity(lr[name], gate[name], rule, CH2 / float(ares.std()))
         fit = estimator.one_step(y, q_obs, q_shift, np.exp(np.minimum(lr[name], math.log(rule.clip))))
         row[name] = {"effect": fit["effect"], "se": fit["se"], "lo": fit["ci95"][0], "hi": fit["ci95"][1],

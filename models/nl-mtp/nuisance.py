@@ -41,18 +41,19 @@ def classifier_ratio(max_iter: int = 200, learning_rate: float = 0.1, val_fracti
     inner folds for the rows it is fitted on), and a - m(X).  The ratio depends on x mostly through where A
     usually lies given x; with that location as a feature the trees need a few splits on a - m(X) instead of
     rebuilding it from 171 context columns.  On the synthetic truth it removes most of the one-step's bias and
-    brings the coverage to nominal (bench/models/nl-mtp.md).
+    lifts coverage from 85% / 70% to 88% / 92.5% (real / Gaussian exposures; bench/models/nl-mtp.md).
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import Ridge
 
+    import estimator
     from boom_kit import validation_split
 
     def fit(x: np.ndarray, a: np.ndarray, delta: float):
         location = None
         m_fit = None
         if residual_feature:
-            inner = np.random.default_rng(seed).permutation(len(a)) % 2
+            inner = estimator.folds(len(a), 2, seed)
             m_fit, ridges = np.empty(len(a)), []
             for f in range(2):
                 ridge = Ridge(alpha=1.0).fit(x[inner != f], a[inner != f])
