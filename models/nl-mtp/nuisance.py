@@ -46,14 +46,14 @@ def classifier_ratio(max_iter: int = 200, learning_rate: float = 0.1, val_fracti
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import Ridge
 
-    import estimator
     from boom_kit import validation_split
 
     def fit(x: np.ndarray, a: np.ndarray, delta: float):
         location = None
         m_fit = None
         if residual_feature:
-            inner = estimator.folds(len(a), 2, seed)
+            inner = np.random.default_rng(seed).permutation(len(a)) % 2  # estimator.folds(n, 2, seed), which
+            #   the tests' path-loaded nuisance module cannot import
             m_fit, ridges = np.empty(len(a)), []
             for f in range(2):
                 ridge = Ridge(alpha=1.0).fit(x[inner != f], a[inner != f])
