@@ -1,7 +1,8 @@
 """The strict checkpoint-loading cases every model with ``--set pretrained=...`` must reject.
 
 A pretrained checkpoint that does not fit must stop the run, never fall back to random weights silently:
-weights of another width, a checkpoint with one layer's weights removed, and a path that does not exist.
+weights of another width, a checkpoint with one layer's weights removed, one whose weights hold a NaN, and a
+path that does not exist.
 """
 from __future__ import annotations
 
@@ -33,6 +34,16 @@ def assert_rejects_bad_checkpoints(build: Callable[[Path], Any], make_checkpoint
     save_file(kept, weights, metadata={"format": "pt"})
     with pytest.raises(CheckpointError, match="missing"):
         build(tmp_path / "short")
+
+    make_checkpoint(tmp_path / "poisoned", width)
+    weights = tmp_path / "poisoned" / "model.safetensors"
+    tensors = load_file(weights)
+    name = next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 1)
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] = float("nan")
+    save_file(tensors, weights, metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="NaN"):
+        build(tmp_path / "poisoned")
 
     with pytest.raises(CheckpointError):
         build(tmp_path / "nowhere")

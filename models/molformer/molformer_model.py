@@ -53,8 +53,10 @@ class LinearSelfAttention(nn.Module):
         self.query = nn.Linear(config.hidden_size, config.hidden_size)
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
-        self.register_buffer("inv_freq", 1.0 / config.rotary_base ** (torch.arange(0, self.head_dim, 2).float() / self.head_dim),
-                             persistent=False)
+        # The rotary frequencies are a function of the config, computed in forward rather than held as a
+        # non-persistent buffer: transformers' from_pretrained builds the module on the meta device and leaves
+        # buffers that are not in the checkpoint uninitialised (garbage memory), which made loaded runs diverge.
+        self.rotary_base = config.rotary_base
         self.register_buffer("feature_map", self._draw(torch.device("cpu")))
 
     def _draw(self, device: torch.device) -> torch.Tensor:
@@ -66,12 +68,15 @@ class LinearSelfAttention(nn.Module):
             blocks.append(q * torch.linalg.norm(g, dim=1).unsqueeze(0))
         return torch.cat(blocks, dim=1)[:, : self.n_features]
 
+    def inv_freq(self, device: torch.device) -> torch.Tensor:
+        """Rotary inverse frequencies, ``base ** (-2i / head_dim)`` for each pair of head dimensions."""
+        return 1.0 / self.rotary_base ** (torch.arange(0, self.head_dim, 2, device=device, dtype=torch.float32) / self.head_dim)
+
     def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, n, _ = h.shape
         split = lambda x: x.view(b, n, self.heads, self.head_dim).transpose(1, 2)  # noqa: E731
         q, k, v = split(self.query(h)), split(self.key(h)), split(self.value(h))
-        t = torch.arange(n, device=h.device, dtype=self.inv_freq.dtype)
-        freqs = torch.outer(t, self.inv_freq)
+        freqs = torch.outer(torch.arange(n, device=h.device, dtype=torch.float32), self.inv_freq(h.device))
         cos, sin = torch.cat((freqs, freqs), -1).cos().to(q.dtype), torch.cat((freqs, freqs), -1).sin().to(q.dtype)
         q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
         if self.training:  # redraw the random features every training step, as MoLFormer does

@@ -100,6 +100,17 @@ def load_tokenizer(path: str) -> Any:
     return AutoTokenizer.from_pretrained(path)
 
 
+def check_finite(source: str, model: Any) -> None:
+    """Refuse a loaded model holding NaN or infinite weights or buffers (a corrupt checkpoint, or a buffer the
+    loader left uninitialised), naming the first such tensor, instead of a run that diverges at epoch 1."""
+    import torch
+
+    for name, tensor in (*model.named_parameters(), *model.named_buffers()):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"pretrained checkpoint {source!r}: {name} holds NaN or infinite values after loading; "
+                                  "re-save the checkpoint from a healthy model")
+
+
 def load_pretrained(model_cls: Any, source: str, allowed_unexpected: Sequence[str] = (), **model_kwargs: Any) -> tuple[Any, Any, list[str]]:
     """(model, tokenizer, dropped_head_keys) from ONE checkpoint folder, package folder or hub id, strictly.
 
@@ -114,6 +125,7 @@ def load_pretrained(model_cls: Any, source: str, allowed_unexpected: Sequence[st
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"cannot load pretrained weights from {source!r} ({first}); hub ids need network access") from None
     dropped = check_loading_info(source, info, allowed_unexpected)
+    check_finite(source, model)
     try:
         tokenizer = load_tokenizer(path)
     except CheckpointError:
