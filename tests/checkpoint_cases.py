@@ -38,7 +38,7 @@ def assert_rejects_bad_checkpoints(build: Callable[[Path], Any], make_checkpoint
     make_checkpoint(tmp_path / "poisoned", width)
     weights = tmp_path / "poisoned" / "model.safetensors"
     tensors = load_file(weights)
-    name = next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 1)
+    name = next(k for k, v in tensors.items() if layer_key in k and v.is_floating_point())  # a weight the model keeps
     tensors[name] = tensors[name].clone()
     tensors[name].view(-1)[0] = float("nan")
     save_file(tensors, weights, metadata={"format": "pt"})
