@@ -16,7 +16,7 @@ import math
 
 import torch
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
 
 
@@ -35,6 +35,11 @@ class MolformerConfig(PretrainedConfig):
         self.layer_norm_eps, self.linear_attention_eps = layer_norm_eps, linear_attention_eps
         self.rotary_base, self.initializer_range = rotary_base, initializer_range
         super().__init__(pad_token_id=pad_token_id, **kwargs)
+
+
+# Known to AutoConfig, so that AutoTokenizer reading a checkpoint's config.json recognises the model type
+# instead of warning that a `boom-molformer` config is instantiating an unknown one.
+AutoConfig.register(MolformerConfig.model_type, MolformerConfig, exist_ok=True)
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
